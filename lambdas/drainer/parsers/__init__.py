@@ -1,0 +1,111 @@
+"""One parser per event kind, chosen by detail-type; each returns a DrainRequest.
+
+Like Karpenter's interruption controller: the detail-type picks the parser, the source only has to
+be AWS's own or the configured test source (AWS refuses `aws.*` sources in PutEvents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from drainer.clock import iso, parse_iso, utcnow
+from drainer.parsers import lifecycle, rebalance, spot
+from drainer.parsers.fields import INSTANCE_ID, MAX_TEXT, TOKEN, text_field
+from drainer.request import INVALID, DrainRequest, EventError
+
+Parser = Callable[[Mapping[str, Any], datetime], DrainRequest]
+
+PARSERS: dict[str, tuple[str, Parser]] = {
+    lifecycle.DETAIL_TYPE: (lifecycle.SOURCE, lifecycle.parse),
+    spot.DETAIL_TYPE: (spot.SOURCE, spot.parse),
+    rebalance.DETAIL_TYPE: (rebalance.SOURCE, rebalance.parse),
+}
+
+
+def parse_event(event: Any, test_source: str | None, now: datetime | None = None) -> DrainRequest:
+    """Parse a raw EventBridge event. Raises EventError naming the field and the fix."""
+    if not isinstance(event, Mapping):
+        raise EventError(
+            "event",
+            f"expected a JSON object, got {type(event).__name__}",
+            "Send an EventBridge event envelope (see events/*.json)",
+        )
+    detail_type = text_field(event, "detail-type")
+    if detail_type not in PARSERS:
+        raise EventError(
+            "detail-type",
+            f"{detail_type!r} is not an event the drainer handles",
+            f"Use one of: {', '.join(sorted(PARSERS))}",
+        )
+    aws_source, parser = PARSERS[detail_type]
+    source = text_field(event, "source")
+    allowed = {aws_source, test_source} - {None}
+    if source not in allowed:
+        raise EventError(
+            "source",
+            f"{source!r} is not allowed for {detail_type!r}",
+            f"Use {' or '.join(sorted(allowed))}",
+        )
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise EventError(
+            "detail",
+            "missing or not an object",
+            "Put the event's fields under 'detail' as AWS does",
+        )
+    return parser(event, event_time(event, now or utcnow()))
+
+
+def event_time(event: Mapping[str, Any], now: datetime) -> datetime:
+    """The event's `time`, or now when it is absent or unparseable.
+
+    AWS's sample events carry the placeholder 'yyyy-mm-ddThh:mm:ssZ'; a drain must not fail on it.
+    A time in the future is clamped to now so a hostile event cannot extend a deadline.
+    """
+    raw = event.get("time")
+    if not isinstance(raw, str):
+        return now
+    try:
+        moment = parse_iso(raw)
+    except ValueError:
+        return now
+    return min(moment, now)
+
+
+def salvage(event: Any, problem: str, now: datetime | None = None) -> DrainRequest:
+    """Best-effort request from an event that failed to parse.
+
+    Keeps whatever identifies a lifecycle action, so that even a malformed lifecycle event ends
+    with its action completed instead of waiting for the hook's timeout.
+    """
+    now = now or utcnow()
+    mapping = event if isinstance(event, Mapping) else {}
+    detail = mapping.get("detail") if isinstance(mapping.get("detail"), Mapping) else {}
+
+    def pick(source: Mapping[str, Any], key: str) -> str | None:
+        value = source.get(key)
+        if isinstance(value, str) and value and len(value) <= MAX_TEXT:
+            return value
+        return None
+
+    instance_id = pick(detail, "EC2InstanceId") or pick(detail, "instance-id")
+    if instance_id is not None and not INSTANCE_ID.fullmatch(instance_id):
+        instance_id = None
+    token = pick(detail, "LifecycleActionToken")
+    if token is not None and not TOKEN.fullmatch(token):
+        token = None
+    return DrainRequest(
+        kind=INVALID,
+        instance_id=instance_id,
+        reason="invalid-event",
+        event_id=pick(mapping, "id"),
+        event_time=iso(event_time(mapping, now)),
+        source=pick(mapping, "source"),
+        detail_type=pick(mapping, "detail-type"),
+        auto_scaling_group_name=pick(detail, "AutoScalingGroupName"),
+        lifecycle_hook_name=pick(detail, "LifecycleHookName"),
+        lifecycle_action_token=token,
+        problem=problem,
+    )

@@ -1,0 +1,132 @@
+"""What the drain loop does next, decided from one task snapshot.
+
+The verdicts are the values the state machine's Choice states branch on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from drainer.clock import iso, parse_iso
+from drainer.ecs import TaskSnapshot
+from drainer.request import LIFECYCLE, SPOT, DrainRequest
+from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule
+from drainer.settings import Settings
+
+WAIT = "wait"
+DRAINED = "drained"
+GONE = "gone"
+CEILING = "ceiling"
+HEARTBEAT = "heartbeat"
+STOP_STANDALONE = "stop-standalone"
+ACTION_ENDED = "action-ended"
+
+
+def initial(
+    request: DrainRequest, target: dict[str, Any] | None, settings: Settings, now: datetime
+) -> dict[str, Any]:
+    return {
+        "startedAt": iso(now),
+        # The hook's heartbeat timer started with the action, i.e. at the event.
+        "lastHeartbeatAt": request.event_time,
+        "polls": 0,
+        "heartbeats": 0,
+        "verdict": WAIT,
+        "nextWaitSeconds": first_wait(request, settings, now),
+        "tasks": None,
+        "tasksAtStart": (target or {}).get("runningTasksCount"),
+        "workloadDrainedAt": None,
+        "daemonServices": [],
+        "knownServices": [],
+        "tasksStopped": 0,
+        "tasksCutShort": 0,
+        "drain": None,
+    }
+
+
+def schedule_of(settings: Settings) -> PollSchedule:
+    return PollSchedule(
+        settings.poll_interval_seconds,
+        settings.max_poll_interval_seconds,
+        settings.backoff_after_seconds,
+        settings.backoff_rate,
+    )
+
+
+def seconds_left(request: DrainRequest, now: datetime) -> float | None:
+    if request.deadline is None:
+        return None
+    margin = SPOT_FINISH_MARGIN_SECONDS if request.kind == SPOT else 0
+    return (parse_iso(request.deadline) - now).total_seconds() - margin
+
+
+def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
+    interval = (
+        settings.spot_poll_interval_seconds
+        if request.kind == SPOT
+        else settings.poll_interval_seconds
+    )
+    return _capped(interval, seconds_left(request, now))
+
+
+def _capped(interval: int, left: float | None) -> int:
+    """Never wait past the deadline: the last poll lands on it."""
+    if left is None:
+        return interval
+    return max(0, min(interval, int(left)))
+
+
+def decide(
+    request: DrainRequest,
+    progress: dict[str, Any],
+    tasks: TaskSnapshot | None,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Next progress record after one poll; `tasks` is None when the instance is gone."""
+    progress = {**progress, "polls": progress["polls"] + 1}
+    elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
+    left = seconds_left(request, now)
+    if request.kind == SPOT:
+        interval = settings.spot_poll_interval_seconds
+    else:
+        interval = schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
+    progress["nextWaitSeconds"] = _capped(interval, left)
+
+    if tasks is None:
+        progress.update(verdict=GONE, tasks=None)
+        return progress
+    progress["tasks"] = tasks.counts()
+    others = len(tasks.service) + len(tasks.standalone) + len(tasks.stopping)
+    if others == 0 and tasks.daemon:
+        # ECS stops daemon tasks last; give them a grace period to go by themselves.
+        progress["workloadDrainedAt"] = progress.get("workloadDrainedAt") or iso(now)
+        daemon_wait = (now - parse_iso(progress["workloadDrainedAt"])).total_seconds()
+        if daemon_wait >= settings.daemon_task_grace_seconds:
+            progress.update(verdict=DRAINED, tasksCutShort=len(tasks.daemon))
+            return progress
+    if tasks.alive == 0 or request.dry_run:
+        # Dry run: one real snapshot shows what would be drained; nothing moved, so no waiting.
+        progress["verdict"] = DRAINED
+    elif left is not None and left <= 0:
+        progress.update(verdict=CEILING, tasksCutShort=tasks.alive)
+    elif request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
+        progress["verdict"] = HEARTBEAT
+    elif tasks.standalone and _standalone_stop_due(request, settings, elapsed):
+        progress["verdict"] = STOP_STANDALONE
+    else:
+        progress["verdict"] = WAIT
+    return progress
+
+
+def _heartbeat_due(progress: dict[str, Any], settings: Settings, now: datetime) -> bool:
+    since = (now - parse_iso(progress["lastHeartbeatAt"])).total_seconds()
+    return since >= settings.heartbeat_interval_seconds
+
+
+def _standalone_stop_due(request: DrainRequest, settings: Settings, elapsed: float) -> bool:
+    if settings.standalone_task_policy != "stop":
+        return False
+    # Spot: two minutes leave no room for a grace period; SIGTERM now beats SIGKILL later.
+    return request.kind == SPOT or elapsed >= settings.standalone_task_grace_seconds

@@ -1,0 +1,62 @@
+"""Runtime settings, read once from the DRAINER_SETTINGS environment variable.
+
+The stack serialises the validated configuration (stacks/config.py) into that variable, so the
+Lambdas never re-validate it and never import pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster_names: tuple[str, ...]
+    auto_scaling_group_names: tuple[str, ...]
+    lifecycle_hook_name: str
+    heartbeat_timeout_seconds: int
+    max_drain_seconds: int
+    poll_interval_seconds: int
+    max_poll_interval_seconds: int
+    backoff_after_seconds: int
+    backoff_rate: float
+    spot_poll_interval_seconds: int
+    rebalance_policy: str
+    standalone_task_policy: str
+    standalone_task_grace_seconds: int
+    daemon_task_grace_seconds: int
+    straggler_policy: str
+    straggler_stop_wait_seconds: int
+    dry_run: bool
+    test_event_source: str | None
+    claims_table: str
+    outcome_topic_arn: str
+    metrics_namespace: str
+
+    @property
+    def heartbeat_interval_seconds(self) -> int:
+        # A third of the hook's timeout: even with the longest poll wait and a few throttled
+        # retries in between, the next heartbeat lands well before the timeout.
+        return self.heartbeat_timeout_seconds // 3
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        raw = json.loads(text)
+        for key in ("cluster_names", "auto_scaling_group_names"):
+            raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+@cache
+def settings() -> Settings:
+    try:
+        text = os.environ["DRAINER_SETTINGS"]
+    except KeyError:
+        raise RuntimeError(
+            "DRAINER_SETTINGS is not set: deploy the function with the stack (stacks/), "
+            "which writes it from drainer.toml"
+        ) from None
+    return Settings.from_json(text)

@@ -1,0 +1,96 @@
+"""Lambda: turn a raw EventBridge event into a drain request and find its container instance."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from drainer import log, progress
+from drainer.clock import iso, parse_iso, utcnow
+from drainer.ecs import locate
+from drainer.lifecycle_action import not_ours_because
+from drainer.parsers import parse_event, salvage
+from drainer.request import (
+    INVALID,
+    LIFECYCLE,
+    REBALANCE,
+    ROUTE_COMPLETE_ONLY,
+    ROUTE_FINISH,
+    ROUTE_IGNORE,
+    ROUTE_LIFECYCLE,
+    ROUTE_REBALANCE_DRAIN,
+    ROUTE_REBALANCE_REPLACE,
+    ROUTE_SPOT,
+    SPOT,
+    DrainRequest,
+    EventError,
+)
+from drainer.schedule import ceiling_seconds
+from drainer.settings import Settings, settings
+
+
+def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    return resolve(event.get("event"), event.get("executionArn"), settings(), utcnow())
+
+
+def resolve(raw: Any, execution_arn: str | None, config: Settings, now: datetime) -> dict[str, Any]:
+    try:
+        request = parse_event(raw, config.test_event_source, now)
+    except EventError as problem:
+        request = salvage(raw, str(problem), now)
+        log.error(
+            "unusable event",
+            problem=str(problem),
+            field=problem.field,
+            executionArn=execution_arn,
+            instanceId=request.instance_id,
+        )
+    request.dry_run = config.dry_run
+    target = None
+    if request.kind == LIFECYCLE:
+        ours = _our_action(request, config)
+        if ours:
+            ceiling = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
+            request.deadline = iso(parse_iso(request.event_time) + timedelta(seconds=ceiling))
+            target = locate(request.instance_id, config.cluster_names)
+        request.route = (
+            (ROUTE_LIFECYCLE if target else ROUTE_COMPLETE_ONLY) if ours else ROUTE_FINISH
+        )
+    elif request.kind == SPOT:
+        target = locate(request.instance_id, config.cluster_names)
+        request.route = ROUTE_SPOT if target else ROUTE_FINISH
+    elif request.kind == REBALANCE:
+        request.route = _rebalance_route(request, config)
+        if request.route != ROUTE_IGNORE:
+            target = locate(request.instance_id, config.cluster_names)
+            request.route = request.route if target else ROUTE_FINISH
+    elif request.kind == INVALID and _our_action(request, config):
+        request.route = ROUTE_COMPLETE_ONLY  # never leave an action open, even on a bad event
+    log.info(
+        "resolved drain request",
+        executionArn=execution_arn,
+        instanceId=request.instance_id,
+        kind=request.kind,
+        route=request.route,
+        cluster=(target or {}).get("cluster"),
+    )
+    return {
+        "request": request.to_state(),
+        "target": target,
+        "progress": progress.initial(request, target, config, now),
+    }
+
+
+def _our_action(request: DrainRequest, config: Settings) -> bool:
+    problem = not_ours_because(request, config.auto_scaling_group_names, config.lifecycle_hook_name)
+    if problem:
+        request.problem = request.problem or problem
+    return problem is None
+
+
+def _rebalance_route(request: DrainRequest, config: Settings) -> str:
+    return {
+        "ignore": ROUTE_IGNORE,
+        "drain": ROUTE_REBALANCE_DRAIN,
+        "replace": ROUTE_REBALANCE_REPLACE,
+    }[config.rebalance_policy]

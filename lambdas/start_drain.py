@@ -1,0 +1,23 @@
+"""Lambda: set the container instance to DRAINING (ECS then moves its service tasks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drainer.ecs import InstanceGone, set_draining
+
+
+def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    state = event["state"]
+    return {
+        **state,
+        "progress": start_drain(state["target"], state["progress"], state["request"]["dryRun"]),
+    }
+
+
+def start_drain(target: dict[str, Any], progress: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    try:
+        result = set_draining(target, dry_run)
+    except InstanceGone as gone:
+        result = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
+    return {**progress, "drain": result}

@@ -1,0 +1,70 @@
+"""The state machine definition file and what the stack substitutes into it.
+
+The ASL file in statemachine/ is the one definition: the stack, the tests and the sandbox load
+it and fill the same `${…}` placeholders; nothing rebuilds it in code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stacks import ROOT
+
+DEFINITION_FILE = ROOT / "statemachine" / "drainer.asl.json"
+PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda: its placeholder stem in the ASL file, its handler, what it does."""
+
+    name: str
+    handler: str
+    description: str
+    timeout_seconds: int = 60
+
+    @property
+    def placeholder(self) -> str:
+        return f"{self.name}FunctionArn"
+
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function(
+        "Resolve", "resolve.handler", "Parse an event into a drain request; find the instance"
+    ),
+    Function("Claim", "claim.handler", "Claim a drain so duplicates end as duplicates"),
+    Function("StartDrain", "start_drain.handler", "Set the container instance to DRAINING"),
+    Function("PollTasks", "poll_tasks.handler", "Count tasks still alive; decide the next step"),
+    Function("RecordHeartbeat", "record_heartbeat.handler", "Record a lifecycle heartbeat"),
+    Function("StopTasks", "stop_tasks.handler", "Stop standalone tasks or stragglers"),
+    Function("CompleteAction", "complete_action.handler", "Complete the lifecycle action"),
+    Function(
+        "ReplaceInstance", "replace_instance.handler", "Ask Auto Scaling to replace an instance"
+    ),
+    Function("ReportOutcome", "report_outcome.handler", "Publish the outcome: metrics, SNS"),
+)
+
+
+def definition_text() -> str:
+    return DEFINITION_FILE.read_text()
+
+
+def placeholders(text: str | None = None) -> set[str]:
+    return set(PLACEHOLDER.findall(text if text is not None else definition_text()))
+
+
+def substitutions(function_arns: dict[str, str]) -> dict[str, str]:
+    """Placeholder → value, from function name → ARN."""
+    return {function.placeholder: function_arns[function.name] for function in FUNCTIONS}
+
+
+def render(values: dict[str, str]) -> dict[str, Any]:
+    """The definition with every placeholder filled, as Step Functions receives it."""
+    text = definition_text()
+    missing = placeholders(text) - values.keys()
+    if missing:
+        raise KeyError(f"no value for placeholders {sorted(missing)} in {DEFINITION_FILE.name}")
+    return json.loads(PLACEHOLDER.sub(lambda match: values[match.group(1)], text))

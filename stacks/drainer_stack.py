@@ -1,0 +1,365 @@
+"""The deployable stack: rules → state machine → Lambdas, hooks, claims, alarms, notifications."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import (
+    CfnOutput,
+    Duration,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks import LAMBDA_DIR
+from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
+from stacks.definition import DEFINITION_FILE, FUNCTIONS, Function, substitutions
+from stacks.event_patterns import event_patterns
+
+# EventBridge retries delivery to the state machine for up to a day, then dead-letters.
+RULE_RETRY_ATTEMPTS = 185
+RULE_MAX_EVENT_AGE = Duration.hours(24)
+
+
+class DrainerStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DrainerConfig, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        retention = _retention(config.log_retention_days)
+
+        self.claims = dynamodb.TableV2(
+            self,
+            "Claims",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="expiresAt",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,  # claims live a day; nothing to keep
+        )
+
+        # Customer-managed key: CloudWatch alarms can publish to an encrypted topic only with
+        # a key policy that lets cloudwatch.amazonaws.com use the key.
+        topic_key = kms.Key(
+            self,
+            "OutcomeTopicKey",
+            enable_key_rotation=True,
+            description="Encrypts the ECS drainer's outcome topic",
+        )
+        topic_key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self.topic = sns.Topic(
+            self,
+            "Outcomes",
+            display_name="ECS drain outcomes",
+            master_key=topic_key,
+            enforce_ssl=True,
+        )
+        for address in config.notification_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(address))
+
+        settings = config.lambda_settings(self.claims.table_name, self.topic.topic_arn)
+        code = lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["**/__pycache__", "**/*.pyc"])
+        self.functions = {
+            function.name: self._function(function, code, settings, retention)
+            for function in FUNCTIONS
+        }
+        self._grant_permissions()
+
+        machine_logs = logs.LogGroup(
+            self, "StateMachineLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Drainer",
+            # The file itself, uploaded as an asset: nothing rebuilds the definition in code.
+            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
+            definition_substitutions=substitutions(
+                {name: function.function_arn for name, function in self.functions.items()}
+            ),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=machine_logs, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        for function in self.functions.values():
+            function.grant_invoke(self.state_machine)
+
+        self.dead_letters = sqs.Queue(
+            self,
+            "RuleDeadLetters",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.rules = {}
+        for name, pattern in event_patterns(config).items():
+            rule = events.Rule(
+                self,
+                f"{name}Rule",
+                event_pattern=_pattern(pattern),
+                description=f"ECS drainer: {name}",
+            )
+            rule.add_target(
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=RULE_RETRY_ATTEMPTS,
+                    max_event_age=RULE_MAX_EVENT_AGE,
+                )
+            )
+            self.rules[name] = rule
+
+        if config.manage_lifecycle_hooks:
+            for index, group in enumerate(config.auto_scaling_group_names):
+                autoscaling.CfnLifecycleHook(
+                    self,
+                    f"TerminateHook{index}",
+                    auto_scaling_group_name=group,
+                    lifecycle_hook_name=config.lifecycle_hook_name,
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+                    heartbeat_timeout=config.heartbeat_timeout_seconds,
+                    # On terminate both results terminate; ABANDON would skip other hooks.
+                    default_result="CONTINUE",
+                )
+
+        self._alarms()
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(self, "OutcomeTopicArn", value=self.topic.topic_arn)
+        CfnOutput(self, "TestEventSource", value=config.test_event_source or "(disabled)")
+        self._acknowledge_nag_findings()
+
+    # --- Lambdas -------------------------------------------------------------------------
+    def _function(
+        self, function: Function, code: lambda_.Code, settings: str, retention: logs.RetentionDays
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{function.name}Logs", retention=retention, removal_policy=RemovalPolicy.DESTROY
+        )
+        role = iam.Role(
+            self,
+            f"{function.name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"ECS drainer {function.name} Lambda",
+        )
+        log_group.grant_write(role)
+        return lambda_.Function(
+            self,
+            function.name,
+            description=f"ECS drainer: {function.description}",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=(
+                lambda_.Architecture.ARM_64
+                if self.config.lambda_architecture == "arm64"
+                else lambda_.Architecture.X86_64
+            ),
+            handler=function.handler,
+            code=code,
+            memory_size=self.config.lambda_memory_mb,
+            timeout=Duration.seconds(function.timeout_seconds),
+            environment={"DRAINER_SETTINGS": settings},
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.TEXT,
+        )
+
+    def _grant_permissions(self) -> None:
+        clusters = self.config.cluster_names
+        cluster_arns = [
+            self.format_arn(service="ecs", resource="cluster", resource_name=name)
+            for name in clusters
+        ]
+        instance_arns = [
+            self.format_arn(service="ecs", resource="container-instance", resource_name=f"{name}/*")
+            for name in clusters
+        ]
+        task_arns = [
+            self.format_arn(service="ecs", resource="task", resource_name=f"{name}/*")
+            for name in clusters
+        ]
+        service_arns = [
+            self.format_arn(service="ecs", resource="service", resource_name=f"{name}/*")
+            for name in clusters
+        ]
+        group_arns = [
+            self.format_arn(
+                service="autoscaling",
+                resource="autoScalingGroup",
+                resource_name=f"*:autoScalingGroupName/{name}",
+                arn_format=_colon_resource_name(),
+            )
+            for name in self.config.auto_scaling_group_names
+        ]
+        allow = self._allow
+        allow("Resolve", ["ecs:ListContainerInstances"], cluster_arns)
+        allow("Resolve", ["ecs:DescribeContainerInstances"], instance_arns)
+        allow("StartDrain", ["ecs:UpdateContainerInstancesState"], instance_arns)
+        for name in ("PollTasks", "StopTasks"):
+            allow(name, ["ecs:ListTasks"], instance_arns)
+            allow(name, ["ecs:DescribeTasks"], task_arns)
+            allow(name, ["ecs:DescribeServices"], service_arns)
+        allow("StopTasks", ["ecs:StopTask"], task_arns)
+        allow("RecordHeartbeat", ["autoscaling:RecordLifecycleActionHeartbeat"], group_arns)
+        allow("CompleteAction", ["autoscaling:CompleteLifecycleAction"], group_arns)
+        allow("ReplaceInstance", ["autoscaling:TerminateInstanceInAutoScalingGroup"], group_arns)
+        # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
+        allow("ReplaceInstance", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
+        allow("Claim", ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
+        allow("ReportOutcome", ["dynamodb:UpdateItem"], [self.claims.table_arn])
+        self.topic.grant_publish(self.functions["ReportOutcome"])
+
+    def _allow(self, function: str, actions: list[str], resources: list[str]) -> None:
+        self.functions[function].add_to_role_policy(
+            iam.PolicyStatement(actions=actions, resources=resources)
+        )
+
+    # --- Operations ----------------------------------------------------------------------
+    def _alarms(self) -> None:
+        machine = self.state_machine
+        period = Duration.minutes(5)
+        failed = cloudwatch.MathExpression(
+            expression="failed + timedOut + aborted",
+            using_metrics={
+                "failed": machine.metric_failed(period=period, statistic="Sum"),
+                "timedOut": machine.metric_timed_out(period=period, statistic="Sum"),
+                "aborted": machine.metric_aborted(period=period, statistic="Sum"),
+            },
+            label="Failed, timed-out or aborted drains",
+            period=period,
+        )
+        action = cloudwatch_actions.SnsAction(self.topic)
+        self.failed_alarm = failed.create_alarm(
+            self,
+            "DrainFailedAlarm",
+            alarm_description="An ECS drain execution failed, timed out or was aborted. "
+            "Its lifecycle action was completed by the rescue path; see the "
+            "README runbook.",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failed_alarm.add_alarm_action(action)
+        self.dead_letter_alarm = self.dead_letters.metric_approximate_number_of_messages_visible(
+            period=period, statistic="Maximum"
+        ).create_alarm(
+            self,
+            "UndeliveredEventsAlarm",
+            alarm_description="EventBridge could not start a drain; the event is in the "
+            "dead-letter queue. See the README runbook.",
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letter_alarm.add_alarm_action(action)
+
+    def _acknowledge_nag_findings(self) -> None:
+        """cdk-nag AwsSolutions findings, each acknowledged where it arises, with its reason."""
+        # The ARNs as cdk-nag prints them: unresolved tokens appear as <AWS::…>.
+        region = "<AWS::Region>" if cdk.Token.is_unresolved(self.region) else self.region
+        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self.account) else self.account
+        arn = f"arn:<AWS::Partition>:{{service}}:{region}:{account}:{{resource}}"
+        ecs_ids = (
+            "Task, service and container-instance ids are unknown at deploy time; the "
+            "wildcard stays inside one configured cluster's ARN path."
+        )
+        for function, kinds in {
+            "Resolve": ("container-instance",),
+            "StartDrain": ("container-instance",),
+            "PollTasks": ("container-instance", "task", "service"),
+            "StopTasks": ("container-instance", "task", "service"),
+        }.items():
+            for kind in kinds:
+                for cluster in self.config.cluster_names:
+                    resource = arn.format(service="ecs", resource=f"{kind}/{cluster}/*")
+                    self._acknowledge(
+                        self.functions[function].role, f"Resource::{resource}", ecs_ids
+                    )
+        group_ids = (
+            "An Auto Scaling group ARN embeds a generated id; the wildcard stands for "
+            "that id only, the group name is fixed."
+        )
+        for function in ("RecordHeartbeat", "CompleteAction", "ReplaceInstance"):
+            for group in self.config.auto_scaling_group_names:
+                resource = arn.format(
+                    service="autoscaling",
+                    resource=f"autoScalingGroup:*:autoScalingGroupName/{group}",
+                )
+                self._acknowledge(self.functions[function].role, f"Resource::{resource}", group_ids)
+        self._acknowledge(
+            self.functions["ReplaceInstance"].role,
+            "Resource::*",
+            "DescribeAutoScalingInstances is read-only and supports no "
+            "resource-level permissions (Service Authorization Reference).",
+        )
+        self._acknowledge(
+            self.functions["ReportOutcome"].role,
+            "Action::kms:GenerateDataKey*",
+            "CDK's topic grant: publishing to the KMS-encrypted topic needs "
+            "GenerateDataKey* on that one key.",
+        )
+        machine_role = self.state_machine.role
+        for function in self.functions.values():
+            logical_id = self.resolve(self.get_logical_id(function.node.default_child))
+            self._acknowledge(
+                machine_role,
+                f"Resource::<{logical_id}.Arn>:*",
+                "CDK's grant_invoke covers versions and aliases of this one drainer function.",
+            )
+        self._acknowledge(
+            machine_role,
+            "Resource::*",
+            "X-Ray tracing and CloudWatch Logs delivery actions support no "
+            "resource-level permissions.",
+        )
+        cdk.Validations.of(self.dead_letters).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter queue of the rules' targets.",
+            )
+        )
+
+    @staticmethod
+    def _acknowledge(role: iam.IRole | None, finding: str, reason: str) -> None:
+        cdk.Validations.of(role).acknowledge(
+            cdk.Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
+        )
+
+
+def _pattern(pattern: dict) -> events.EventPattern:
+    return events.EventPattern(
+        source=pattern["source"],
+        detail_type=pattern["detail-type"],
+        detail=pattern.get("detail"),
+    )
+
+
+def _colon_resource_name():
+    from aws_cdk import ArnFormat
+
+    return ArnFormat.COLON_RESOURCE_NAME
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for `days`. jsii enum values are names, in ascending order of
+    the CloudWatch Logs values that config.LOG_RETENTION_DAYS lists."""
+    finite = [member for member in logs.RetentionDays if member.name != "INFINITE"]
+    return dict(zip(LOG_RETENTION_DAYS, finite, strict=True))[days]

@@ -1,0 +1,38 @@
+"""The EventBridge patterns: one definition serves the stack, the tests and the local sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drainer.parsers import lifecycle, rebalance, spot
+from stacks.config import DrainerConfig
+
+
+def _sources(aws_source: str, config: DrainerConfig) -> list[str]:
+    # AWS refuses `aws.*` sources in PutEvents, so test events come from a custom source.
+    return [aws_source, config.test_event_source] if config.test_event_source else [aws_source]
+
+
+def event_patterns(config: DrainerConfig) -> dict[str, dict[str, Any]]:
+    """Rule name suffix → event pattern."""
+    return {
+        "LifecycleTerminate": {
+            "source": _sources(lifecycle.SOURCE, config),
+            "detail-type": [lifecycle.DETAIL_TYPE],
+            "detail": {
+                "LifecycleTransition": [lifecycle.TERMINATING],
+                "AutoScalingGroupName": list(config.auto_scaling_group_names),
+                "LifecycleHookName": [config.lifecycle_hook_name],
+            },
+        },
+        # Spot and rebalance events are account-wide: the state machine ends the ones for
+        # instances outside the configured clusters as "not-ours".
+        "SpotInterruption": {
+            "source": _sources(spot.SOURCE, config),
+            "detail-type": [spot.DETAIL_TYPE],
+        },
+        "RebalanceRecommendation": {
+            "source": _sources(rebalance.SOURCE, config),
+            "detail-type": [rebalance.DETAIL_TYPE],
+        },
+    }

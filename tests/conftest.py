@@ -1,0 +1,55 @@
+"""Shared fixtures. No test reaches AWS: fake credentials, one region, moto or the world."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+for path in (ROOT, ROOT / "lambdas"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    # Throttling must reach the state machine's Retry, as it does after the SDK's own attempts.
+    DRAINER_SDK_MAX_ATTEMPTS="1",
+)
+for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
+
+from drainer import aws, settings  # noqa: E402
+from stacks.config import DrainerConfig, load_config  # noqa: E402
+
+
+@pytest.fixture
+def config() -> DrainerConfig:
+    return load_config(ROOT / "drainer.toml")
+
+
+def install_settings(
+    config: DrainerConfig,
+    table: str = "claims",
+    topic_arn: str = "arn:aws:sns:us-east-1:123456789012:outcomes",
+) -> settings.Settings:
+    """Give the Lambdas the settings the stack would give them; fresh clients for a new mock."""
+    os.environ["DRAINER_SETTINGS"] = config.lambda_settings(table, topic_arn)
+    settings.settings.cache_clear()
+    aws.client.cache_clear()
+    return settings.settings()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients():
+    aws.client.cache_clear()
+    settings.settings.cache_clear()
+    yield
+    aws.client.cache_clear()
+    settings.settings.cache_clear()

@@ -1,0 +1,159 @@
+"""The poll verdicts: what the drain loop does next for each snapshot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from drainer import progress
+from drainer.clock import iso
+from drainer.ecs import TaskSnapshot
+from drainer.request import LIFECYCLE, SPOT, DrainRequest
+from tests.conftest import install_settings
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(config):
+    return install_settings(config)
+
+
+def lifecycle_request(**extra) -> DrainRequest:
+    return DrainRequest(
+        kind=LIFECYCLE,
+        instance_id="i-0aaaaaaaaaaaaaaa1",
+        reason="scale-in",
+        event_id="e",
+        event_time=iso(START),
+        source="aws.autoscaling",
+        detail_type="x",
+        deadline=iso(START + timedelta(hours=47, minutes=55)),
+        **extra,
+    )
+
+
+def spot_request() -> DrainRequest:
+    return DrainRequest(
+        kind=SPOT,
+        instance_id="i-0aaaaaaaaaaaaaaa1",
+        reason="spot",
+        event_id="e",
+        event_time=iso(START),
+        source="aws.ec2",
+        detail_type="x",
+        deadline=iso(START + timedelta(seconds=120)),
+    )
+
+
+def after(request, settings, seconds, snapshot, state=None):
+    state = state or progress.initial(request, None, settings, START)
+    return progress.decide(request, state, snapshot, settings, START + timedelta(seconds=seconds))
+
+
+def test_tasks_still_stopping_keep_the_drain_open(settings):
+    # runningTasksCount would say 0 here: both tasks were told to stop but still serve requests.
+    result = after(lifecycle_request(), settings, 30, TaskSnapshot(stopping=["a", "b"]))
+    assert result["verdict"] == progress.WAIT
+    assert result["tasks"]["alive"] == 2
+
+
+def test_no_task_alive_is_drained(settings):
+    assert after(lifecycle_request(), settings, 30, TaskSnapshot())["verdict"] == progress.DRAINED
+
+
+def test_gone_instance(settings):
+    assert after(lifecycle_request(), settings, 30, None)["verdict"] == progress.GONE
+
+
+def test_daemon_tasks_get_a_grace_period_then_are_cut_short(settings):
+    request = lifecycle_request()
+    first = after(request, settings, 30, TaskSnapshot(daemon=["d"]))
+    assert first["verdict"] == progress.WAIT
+    later = after(
+        request,
+        settings,
+        30 + settings.daemon_task_grace_seconds,
+        TaskSnapshot(daemon=["d"]),
+        state=first,
+    )
+    assert later["verdict"] == progress.DRAINED
+    assert later["tasksCutShort"] == 1
+
+
+def test_heartbeat_due_after_a_third_of_the_hook_timeout(settings):
+    request = lifecycle_request()
+    busy = TaskSnapshot(service=["s"])
+    assert (
+        after(request, settings, settings.heartbeat_interval_seconds - 1, busy)["verdict"] == "wait"
+    )
+    assert (
+        after(request, settings, settings.heartbeat_interval_seconds, busy)["verdict"]
+        == "heartbeat"
+    )
+
+
+def test_ceiling_reached(settings):
+    request = lifecycle_request()
+    result = after(request, settings, (47 * 60 + 55) * 60, TaskSnapshot(service=["s", "t"]))
+    assert result["verdict"] == progress.CEILING
+    assert result["tasksCutShort"] == 2
+
+
+def test_waits_never_pass_the_ceiling(settings):
+    request = lifecycle_request()
+    result = after(request, settings, (47 * 60 + 54) * 60 + 50, TaskSnapshot(service=["s"]))
+    assert result["nextWaitSeconds"] == 10
+
+
+def test_spot_polls_short_and_ends_before_the_interruption(settings):
+    request = spot_request()
+    assert after(request, settings, 10, TaskSnapshot(service=["s"]))["nextWaitSeconds"] == 5
+    assert after(request, settings, 113, TaskSnapshot(service=["s"]))["nextWaitSeconds"] == 2
+    final = after(request, settings, 115, TaskSnapshot(service=["s"]))
+    assert final["verdict"] == progress.CEILING
+
+
+def test_standalone_tasks_wait_by_default(settings):
+    result = after(lifecycle_request(), settings, 10_000, TaskSnapshot(standalone=["r"]))
+    assert result["verdict"] in {progress.WAIT, progress.HEARTBEAT}
+
+
+def test_standalone_tasks_stopped_after_grace_under_stop_policy(config):
+    settings = install_settings(config.model_copy(update={"standalone_task_policy": "stop"}))
+    request = lifecycle_request()
+    assert after(request, settings, 60, TaskSnapshot(standalone=["r"]))["verdict"] == "wait"
+    grace = settings.standalone_task_grace_seconds
+    fresh = {
+        **progress.initial(request, None, settings, START),
+        "lastHeartbeatAt": iso(START + timedelta(seconds=grace - 1)),
+    }  # no heartbeat due
+    due = after(request, settings, grace, TaskSnapshot(standalone=["r"]), state=fresh)
+    assert due["verdict"] == progress.STOP_STANDALONE
+    # Spot: no grace, the interruption will not wait.
+    assert (
+        after(spot_request(), settings, 5, TaskSnapshot(standalone=["r"]))["verdict"]
+        == "stop-standalone"
+    )
+
+
+def test_dry_run_ends_after_one_snapshot(settings):
+    request = lifecycle_request(dry_run=True)
+    result = after(request, settings, 30, TaskSnapshot(service=["s"]))
+    assert result["verdict"] == progress.DRAINED
+    assert result["tasks"]["service"] == 1
+
+
+def test_poll_interval_backs_off_after_the_first_hour(settings):
+    request = lifecycle_request()
+    state = progress.initial(request, None, settings, START)
+    waits = []
+    for minute in (30, 61, 62, 63, 64, 65, 66, 67, 68):
+        state = progress.decide(
+            request, state, TaskSnapshot(service=["s"]), settings, START + timedelta(minutes=minute)
+        )
+        waits.append(state["nextWaitSeconds"])
+    assert waits[0] == settings.poll_interval_seconds
+    assert waits[1:] == sorted(waits[1:])
+    assert waits[-1] == settings.max_poll_interval_seconds

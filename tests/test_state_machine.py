@@ -1,0 +1,173 @@
+"""The real ASL file on moto's interpreter, with the real handlers, against the simulated world.
+
+Issue 2's acceptance runs: a lifecycle drain to completion, the Spot branch, each rebalance
+policy, and instances in no cluster.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from stacks.config import DrainerConfig, validate
+from tests.harness import Harness
+from tests.world import World
+
+CLUSTER, GROUP = "demo", "demo-asg"
+
+
+def build_world(config: DrainerConfig, instances: int = 3) -> tuple[World, list[str]]:
+    world = World()
+    world.add_cluster(CLUSTER)
+    world.add_group(
+        GROUP,
+        hook_name=config.lifecycle_hook_name,
+        heartbeat_timeout=config.heartbeat_timeout_seconds,
+    )
+    ids = [world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=10) for _ in range(instances)]
+    world.add_service(
+        CLUSTER,
+        "web",
+        desired=6,
+        min_healthy=100,
+        max_percent=200,
+        start_seconds=40,
+        stop_seconds=10,
+        deregistration_delay_seconds=60,
+    )
+    world.add_service(CLUSTER, "logs", desired=0, daemon=True, deregistration_delay_seconds=0)
+    return world, ids
+
+
+def only_outcome(harness: Harness) -> dict:
+    (outcome,) = harness.outcomes()
+    return outcome
+
+
+def names_of_states(history: list[dict]) -> list[str]:
+    return [
+        event["stateEnteredEventDetails"]["name"]
+        for event in history
+        if "stateEnteredEventDetails" in event
+    ]
+
+
+def test_lifecycle_drain_runs_to_completion(config):
+    world, (victim, *_) = build_world(config)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        harness.run()
+        (delivery,) = harness.deliveries
+        execution = harness.execution(delivery.execution_arn)
+        outcome = only_outcome(harness)
+
+    assert execution["status"] == "SUCCEEDED"
+    assert outcome["outcome"] == "drained"
+    assert outcome["actionCompleted"] is True
+    (termination,) = world.terminations
+    assert termination.cause == "completed"
+    assert termination.tasks_killed == []  # nothing was still running, stopping included
+    assert action.ended_by == "completed"
+    states = names_of_states(execution["history"])
+    assert states[:5] == [
+        "Resolve drain request",
+        "Route by event kind",
+        "Lifecycle: claim drain",
+        "Lifecycle: duplicate?",
+        "Start draining",
+    ]
+    assert states[-3:] == ["Complete lifecycle action", "Report outcome", "Drain finished"]
+
+
+def test_spot_interruption_drains_first_and_ends_by_the_interruption(config):
+    world, (victim, *_) = build_world(config)
+    with Harness(world, config) as harness:
+        event = world.spot_interrupt(victim)
+        harness.run()
+        world.clock.run_for(180, active=harness.running)  # past the interruption
+        (delivery,) = harness.deliveries
+        execution = harness.execution(delivery.execution_arn)
+        outcome = only_outcome(harness)
+
+    states = names_of_states(execution["history"])
+    assert states[:3] == ["Resolve drain request", "Route by event kind", "Spot: start draining"]
+    assert "Record heartbeat" not in states
+    assert outcome["outcome"] in {"spot-drained", "spot-interrupted"}
+    assert outcome["kind"] == "spot"
+    ended = execution["history"][-1]["timestamp"]
+    (termination,) = world.terminations
+    assert termination.cause == "spot-interruption"
+    assert ended <= termination.time, f"execution ended {ended}, interruption {termination.time}"
+    assert event["detail"]["instance-id"] == victim
+
+
+def test_rebalance_is_ignored_by_default(config):
+    world, (victim, *_) = build_world(config)
+    with Harness(world, config) as harness:
+        world.rebalance_recommendation(victim)
+        harness.run()
+        outcome = only_outcome(harness)
+    assert outcome["outcome"] == "rebalance-ignored"
+    assert world.terminations == []
+    assert "ecs:UpdateContainerInstancesState" not in world.api_call_counts()
+
+
+def test_rebalance_drain_policy_sets_draining(config):
+    config = validate({**config.model_dump(), "rebalance_policy": "drain"})
+    world, (victim, *_) = build_world(config)
+    with Harness(world, config) as harness:
+        world.rebalance_recommendation(victim)
+        harness.run(max_virtual_seconds=600)
+        outcome = only_outcome(harness)
+    assert outcome["outcome"] == "rebalance-draining"
+    assert world.ecs.container_instance(victim).status == "DRAINING"
+
+
+def test_rebalance_replace_policy_hands_over_to_the_lifecycle_branch(config):
+    config = validate({**config.model_dump(), "rebalance_policy": "replace"})
+    world, (victim, *_) = build_world(config)
+    with Harness(world, config) as harness:
+        world.rebalance_recommendation(victim)
+        harness.run()
+        outcomes = {item["kind"]: item["outcome"] for item in harness.outcomes()}
+    assert outcomes == {"rebalance": "replacement-requested", "lifecycle": "drained"}
+    (termination,) = world.terminations
+    assert (termination.instance_id, termination.cause, termination.tasks_killed) == (
+        victim,
+        "completed",
+        [],
+    )
+
+
+def test_lifecycle_instance_in_no_cluster_is_completed_at_once(config):
+    world, _ = build_world(config)
+    stray = world.add_instance(cluster=None, group=GROUP)
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, stray)
+        harness.run()
+        outcome = only_outcome(harness)
+    assert outcome["outcome"] == "not-in-cluster"
+    assert outcome["actionCompleted"] is True
+    (termination,) = world.terminations
+    assert termination.cause == "completed"
+    assert termination.time - world.lifecycle_actions[0].started < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("kind", ["spot", "rebalance"])
+def test_account_wide_events_for_other_instances_end_as_not_ours(config, kind):
+    config = validate({**config.model_dump(), "rebalance_policy": "drain"})
+    world, _ = build_world(config)
+    stranger = world.add_instance(cluster=None, group=None)
+    with Harness(world, config) as harness:
+        if kind == "spot":
+            world.spot_interrupt(stranger)
+        else:
+            world.rebalance_recommendation(stranger)
+        harness.run()
+        (delivery,) = harness.deliveries
+        execution = harness.execution(delivery.execution_arn)
+        outcome = only_outcome(harness)
+    assert execution["status"] == "SUCCEEDED"
+    assert outcome["outcome"] == "not-ours"
+    assert len(execution["history"]) < 20

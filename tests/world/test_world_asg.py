@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.world import World
+
+SAMPLES = Path("/work/shared/reference/aws-sample-events")
+
+
+def _setup(
+    world: World, heartbeat_timeout: int = 1800, **group: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+    world.subscribe(events.append)
+    world.add_cluster("demo")
+    world.add_group("demo-asg", "drain-hook", heartbeat_timeout=heartbeat_timeout, **group)
+    instance = world.add_instance(cluster="demo", group="demo-asg")
+    world.add_instance(cluster="demo", group="demo-asg")
+    return instance, events
+
+
+def _lifecycle_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["source"] == "aws.autoscaling"]
+
+
+def test_scale_in_emits_the_event_in_aws_shape(world: World) -> None:
+    instance, events = _setup(world, notification_metadata="additional-info")
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    (event,) = _lifecycle_events(events)
+    sample = json.loads((SAMPLES / "asg-terminate-lifecycle-action.json").read_text())
+    assert list(event) == list(sample)
+    assert list(event["detail"]) == list(sample["detail"])
+    assert event["time"] == "2026-01-05T09:00:00Z"
+    assert re.fullmatch(r"[0-9a-f-]{36}", event["id"]) and event["id"] != sample["id"]
+    assert re.fullmatch(
+        r"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:[0-9a-f-]{36}:"
+        r"autoScalingGroupName/demo-asg",
+        event["resources"][0],
+    )
+    detail = event["detail"]
+    assert len(detail["LifecycleActionToken"]) == 36
+    assert detail["LifecycleActionToken"] == action.token
+    assert (detail["EC2InstanceId"], detail["LifecycleHookName"]) == (instance, "drain-hook")
+    assert detail["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    asg = boto3.client("autoscaling")
+    (described,) = asg.describe_auto_scaling_instances(InstanceIds=[instance])[
+        "AutoScalingInstances"
+    ]
+    assert (described["LifecycleState"], described["AutoScalingGroupName"]) == (
+        "Terminating:Wait",
+        "demo-asg",
+    )
+    assert described["HealthStatus"] == "HEALTHY"
+
+
+def test_warm_pool_events_carry_origin_and_destination(world: World) -> None:
+    instance, events = _setup(world, warm_pool=True, notification_metadata="additional-info")
+    world.asg.scale_in("demo-asg", instance, destination="WarmPool")
+    (event,) = _lifecycle_events(events)
+    sample = json.loads(
+        (SAMPLES / "asg-terminate-lifecycle-action-warmpool-origin-dest.json").read_text()
+    )
+    assert list(event["detail"]) == list(sample["detail"])
+    assert (event["detail"]["Origin"], event["detail"]["Destination"]) == (
+        "AutoScalingGroup",
+        "WarmPool",
+    )
+
+
+def test_heartbeat_timeout_terminates_with_the_default_result(world: World) -> None:
+    instance, _ = _setup(world, heartbeat_timeout=300)
+    world.add_service("demo", "web", desired=2, start_seconds=1000)
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    world.clock.advance(299)
+    assert world.terminations == []
+    world.clock.advance(1)
+    (termination,) = world.terminations
+    assert (termination.instance_id, termination.cause) == (instance, "heartbeat-timeout")
+    assert termination.time == action.started + timedelta(seconds=300)
+    assert [status for _, status in termination.tasks_killed] == ["RUNNING"]
+    assert (action.ended_by, action.result, action.completed_at) == (
+        "heartbeat-timeout",
+        "CONTINUE",
+        None,
+    )
+    asg = boto3.client("autoscaling")
+    assert asg.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"] == []
+
+
+def test_heartbeats_extend_until_the_global_timeout(world: World) -> None:
+    instance, _ = _setup(world, heartbeat_timeout=1800)
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    # min(172800, 100 x 1800) = 48 h
+    assert action.global_deadline - action.started == timedelta(hours=48)
+    asg = boto3.client("autoscaling")
+    beats = 0
+    while not world.terminations:
+        world.clock.advance(1500)
+        if action.active:
+            asg.record_lifecycle_action_heartbeat(
+                LifecycleHookName="drain-hook",
+                AutoScalingGroupName="demo-asg",
+                LifecycleActionToken=action.token,
+            )
+            beats += 1
+    (termination,) = world.terminations
+    assert termination.cause == "global-timeout"
+    assert termination.time == action.started + timedelta(hours=48)
+    assert len(action.heartbeats) == beats == 172800 // 1500
+    with pytest.raises(
+        ClientError, match=f"No active Lifecycle Action found with token {action.token}"
+    ):
+        asg.record_lifecycle_action_heartbeat(
+            LifecycleHookName="drain-hook",
+            AutoScalingGroupName="demo-asg",
+            LifecycleActionToken=action.token,
+        )
+
+
+def test_global_timeout_is_100_heartbeats_when_shorter(world: World) -> None:
+    instance, _ = _setup(world, heartbeat_timeout=300)
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    assert action.global_deadline - action.started == timedelta(seconds=30000)
+    asg = boto3.client("autoscaling")
+    hook = asg.describe_lifecycle_hooks(AutoScalingGroupName="demo-asg")["LifecycleHooks"][0]
+    assert (hook["HeartbeatTimeout"], hook["GlobalTimeout"]) == (300, 30000)
+
+
+def test_complete_twice_second_answers_no_active_action(world: World) -> None:
+    instance, _ = _setup(world)
+    world.add_service("demo", "web", desired=2)
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    world.clock.advance(600)
+    asg = boto3.client("autoscaling")
+    kwargs = {
+        "LifecycleHookName": "drain-hook",
+        "AutoScalingGroupName": "demo-asg",
+        "LifecycleActionToken": action.token,
+        "LifecycleActionResult": "CONTINUE",
+    }
+    asg.complete_lifecycle_action(**kwargs)
+    (termination,) = world.terminations
+    assert (termination.cause, termination.time) == ("completed", world.clock.now())
+    assert (action.ended_by, action.result, action.completed_at) == (
+        "completed",
+        "CONTINUE",
+        world.clock.now(),
+    )
+    with pytest.raises(ClientError) as caught:
+        asg.complete_lifecycle_action(**kwargs)
+    assert caught.value.response["Error"] == {
+        "Code": "ValidationError",
+        "Message": f"No active Lifecycle Action found with token {action.token}",
+        "Type": "Sender",
+    }
+    by_instance = {k: v for k, v in kwargs.items() if k != "LifecycleActionToken"}
+    with pytest.raises(
+        ClientError, match=f"No active Lifecycle Action found with instance ID {instance}"
+    ):
+        asg.complete_lifecycle_action(InstanceId=instance, **by_instance)
+    with pytest.raises(ClientError, match="ValidationError"):
+        asg.complete_lifecycle_action(**{**kwargs, "AutoScalingGroupName": "nope"})
+    assert world.api_call_counts() == {"autoscaling:CompleteLifecycleAction": 4}
+
+
+def test_complete_by_instance_id_with_abandon(world: World) -> None:
+    instance, _ = _setup(world)
+    action = world.asg.scale_in("demo-asg", instance)
+    assert action is not None
+    boto3.client("autoscaling").complete_lifecycle_action(
+        LifecycleHookName="drain-hook",
+        AutoScalingGroupName="demo-asg",
+        InstanceId=instance,
+        LifecycleActionResult="ABANDON",
+    )
+    assert (action.ended_by, action.result) == ("completed", "ABANDON")
+    assert world.terminations[0].cause == "completed"
+
+
+def test_terminate_instance_in_group_starts_the_hook_and_replaces(world: World) -> None:
+    instance, events = _setup(world)
+    world.add_service("demo", "web", desired=2)
+    asg = boto3.client("autoscaling")
+    ecs = boto3.client("ecs")
+    activity = asg.terminate_instance_in_auto_scaling_group(
+        InstanceId=instance, ShouldDecrementDesiredCapacity=False
+    )["Activity"]
+    assert activity["StatusCode"] == "InProgress" and instance in activity["Description"]
+    (event,) = _lifecycle_events(events)
+    assert event["detail"]["EC2InstanceId"] == instance
+    assert len(ecs.list_container_instances(cluster="demo")["containerInstanceArns"]) == 3
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-asg"])[
+        "AutoScalingGroups"
+    ][0]
+    assert group["DesiredCapacity"] == 2 and len(group["Instances"]) == 3
+    with pytest.raises(ClientError, match="ValidationError"):
+        asg.terminate_instance_in_auto_scaling_group(
+            InstanceId=instance, ShouldDecrementDesiredCapacity=False
+        )
+    with pytest.raises(ClientError, match="No managed instance found"):
+        asg.terminate_instance_in_auto_scaling_group(
+            InstanceId="i-0123456789abcdef0", ShouldDecrementDesiredCapacity=True
+        )
+    other = next(i for i in world.asg.groups["demo-asg"].instances if i != instance)
+    asg.terminate_instance_in_auto_scaling_group(
+        InstanceId=other, ShouldDecrementDesiredCapacity=True
+    )
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-asg"])[
+        "AutoScalingGroups"
+    ][0]
+    assert group["DesiredCapacity"] == 1
+    assert len(world.lifecycle_actions) == 2
+
+
+def test_lifecycle_action_tokens_and_ids_are_reproducible() -> None:
+    def tokens() -> list[str]:
+        world = World()
+        world.add_cluster("demo")
+        world.add_group("g")
+        instance = world.add_instance(cluster="demo", group="g")
+        action = world.asg.scale_in("g", instance)
+        assert action is not None
+        return [instance, action.token]
+
+    assert tokens() == tokens()

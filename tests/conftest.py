@@ -53,3 +53,16 @@ def _fresh_clients():
     yield
     aws.client.cache_clear()
     settings.settings.cache_clear()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print what each drain scenario measured (issue: every scenario records its costs)."""
+    scenarios = sys.modules.get("tests.test_scenarios")
+    records = getattr(scenarios, "RECORDS", {})
+    if not records:
+        return
+    terminalreporter.section("drain scenarios (virtual time)")
+    for name, record in records.items():
+        terminalreporter.write_line(f"[{name}]")
+        for line in str(record).splitlines():
+            terminalreporter.write_line(f"  {line}")

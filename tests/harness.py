@@ -52,12 +52,14 @@ class Harness:
     invocations: Counter = field(default_factory=Counter)
     deliveries: list[Delivery] = field(default_factory=list)
     lambda_errors: list[str] = field(default_factory=list)
-    # function name -> exceptions to raise on its next invocations (fault injection)
-    lambda_faults: dict[str, list[BaseException]] = field(default_factory=dict)
+    # function name -> faults for its next invocations: an exception the handler raises, or
+    # the name of a Lambda service error (e.g. "Lambda.ServiceException")
+    lambda_faults: dict[str, list[BaseException | str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._in_flight = 0  # events accepted by EventBridge, not yet delivered
+        self._outcomes: list[dict[str, Any]] = []
         self._patterns = {
             name: EventPattern.load(json.dumps(pattern))
             for name, pattern in event_patterns(self.config).items()
@@ -154,6 +156,9 @@ class Harness:
             faults = self.lambda_faults.get(name)
             fault = faults.pop(0) if faults else None
         try:
+            if isinstance(fault, str):  # a Lambda service error, by its error name
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": fault, "errorMessage": "injected"}).encode()
             if fault is not None:
                 raise fault
             module_name, attribute = HANDLERS[name].rsplit(".", 1)
@@ -263,18 +268,83 @@ class Harness:
                 return events
 
     def outcomes(self) -> list[dict[str, Any]]:
-        """Every outcome published to SNS, in order."""
+        """Every outcome published to SNS so far, in order."""
         sqs = boto3.client("sqs", region_name=REGION)
-        messages = []
         while True:
             batch = sqs.receive_message(QueueUrl=self.outcomes_queue, MaxNumberOfMessages=10)
             if not batch.get("Messages"):
-                return messages
+                return list(self._outcomes)
             for message in batch["Messages"]:
-                messages.append(json.loads(message["Body"]))
+                self._outcomes.append(json.loads(message["Body"]))
                 sqs.delete_message(
                     QueueUrl=self.outcomes_queue, ReceiptHandle=message["ReceiptHandle"]
                 )
+
+    def record(self) -> ScenarioRecord:
+        """What a scenario measured: per execution, and for the world as a whole."""
+        by_arn = {outcome["executionArn"]: outcome for outcome in self.outcomes()}
+        drains = []
+        for delivery in self.deliveries:
+            history = self.history(delivery.execution_arn)
+            outcome = by_arn.get(delivery.execution_arn, {})
+            drains.append(
+                DrainRecord(
+                    instance_id=outcome.get("instanceId"),
+                    kind=delivery.rule,
+                    status=self.sfn.describe_execution(executionArn=delivery.execution_arn)[
+                        "status"
+                    ],
+                    outcome=outcome.get("outcome"),
+                    virtual_seconds=(
+                        history[-1]["timestamp"] - history[0]["timestamp"]
+                    ).total_seconds(),
+                    state_transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
+                    history_events=len(history),
+                )
+            )
+        killed = [
+            (termination.instance_id, task, status)
+            for termination in self.world.terminations
+            for task, status in termination.tasks_killed
+            if status != "STOPPED"
+        ]
+        return ScenarioRecord(
+            drains=drains,
+            lambda_invocations=dict(self.invocations),
+            api_calls=self.world.api_call_counts(),
+            tasks_killed=killed,
+        )
+
+
+@dataclass
+class DrainRecord:
+    instance_id: str | None
+    kind: str
+    status: str
+    outcome: str | None
+    virtual_seconds: float
+    state_transitions: int
+    history_events: int
+
+
+@dataclass
+class ScenarioRecord:
+    drains: list[DrainRecord]
+    lambda_invocations: dict[str, int]
+    api_calls: dict[str, int]
+    tasks_killed: list[tuple[str, str, str]]  # (instance, task ARN, lastStatus when killed)
+
+    def __str__(self) -> str:
+        lines = [
+            f"{d.kind:<24} {d.instance_id} {d.status:<9} {d.outcome!s:<24} "
+            f"{d.virtual_seconds:>9.0f}s {d.state_transitions:>5} transitions "
+            f"{d.history_events:>6} history events"
+            for d in self.drains
+        ]
+        lines.append(f"lambda invocations: {self.lambda_invocations}")
+        lines.append(f"AWS API calls: {self.api_calls}")
+        lines.append(f"tasks killed while running: {len(self.tasks_killed)}")
+        return "\n".join(lines)
 
 
 def _empty_zip() -> bytes:

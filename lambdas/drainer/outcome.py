@@ -62,6 +62,9 @@ def outcome_name(state: dict[str, Any]) -> str:
     if route == ROUTE_REBALANCE_REPLACE:
         return "replacement-requested" if progress.get("replaced") else "replacement-skipped"
     verdict = progress.get("verdict")
+    if (state.get("completion") or {}).get("alreadyEnded"):
+        # Completed, abandoned or timed out by someone else: tasks may have died with it.
+        return "action-ended-externally"
     if kind == SPOT:
         if verdict == DRAINED:
             return "spot-drained"

@@ -1,0 +1,334 @@
+"""Every drain timeline, at production settings, on the simulated world's virtual clock.
+
+Each scenario asserts outcomes and records what it cost (see ScenarioRecord); the records are
+printed at the end of the pytest run (conftest.pytest_terminal_summary).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from drainer.schedule import HISTORY_EVENT_QUOTA
+from stacks.config import DrainerConfig, validate
+from tests.harness import Harness, ScenarioRecord
+from tests.world import World
+
+CLUSTER, GROUP = "demo", "demo-asg"
+RECORDS: dict[str, ScenarioRecord] = {}
+
+
+def world_for(
+    config: DrainerConfig, instances: int = 3, capacity: int = 10, **group
+) -> tuple[World, list[str]]:
+    world = World()
+    world.add_cluster(CLUSTER)
+    world.add_group(
+        GROUP,
+        hook_name=config.lifecycle_hook_name,
+        heartbeat_timeout=config.heartbeat_timeout_seconds,
+        **group,
+    )
+    ids = [
+        world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=capacity)
+        for _ in range(instances)
+    ]
+    return world, ids
+
+
+def with_settings(config: DrainerConfig, **changes) -> DrainerConfig:
+    return validate({**config.model_dump(), **changes})
+
+
+def finish(name: str, harness: Harness, **run) -> ScenarioRecord:
+    harness.run(**run)
+    record = harness.record()
+    RECORDS[name] = record
+    return record
+
+
+def assert_clean(record: ScenarioRecord, world: World) -> None:
+    """No task killed while running; every lifecycle action ended by our completion."""
+    assert record.tasks_killed == []
+    for action in world.lifecycle_actions:
+        assert action.ended_by == "completed", (action.instance_id, action.ended_by)
+
+
+def test_quick_drain(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(
+        CLUSTER, "api", desired=3, start_seconds=5, stop_seconds=5, deregistration_delay_seconds=0
+    )
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish("quick drain", harness)
+    (drain,) = record.drains
+    assert drain.outcome == "drained"
+    assert drain.virtual_seconds < 120
+    assert drain.state_transitions < 40
+    assert_clean(record, world)
+
+
+def test_forty_minute_drain_is_kept_alive_by_heartbeats(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3)
+    world.run_task(CLUSTER, victim, "nightly-report", runs_for_seconds=40 * 60)
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish("40-minute drain with heartbeats", harness)
+    (drain,) = record.drains
+    (action,) = world.lifecycle_actions
+    assert drain.outcome == "drained"
+    assert 40 * 60 <= drain.virtual_seconds < 40 * 60 + 2 * config.poll_interval_seconds
+    # The hook (1800 s) would have expired twice over without the heartbeats.
+    assert len(action.heartbeats) >= (40 * 60) // (config.heartbeat_timeout_seconds // 3) - 1
+    gaps = [
+        b - a for a, b in zip([action.started, *action.heartbeats], action.heartbeats, strict=False)
+    ]
+    assert max(gaps) < timedelta(seconds=config.heartbeat_timeout_seconds)
+    assert_clean(record, world)
+
+
+def test_drain_to_the_48_hour_ceiling_at_production_settings(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3)
+    world.run_task(CLUSTER, victim, "never-ending-batch")  # wait policy: waits to the ceiling
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish("drain to the 48-hour ceiling", harness, wall_timeout=120)
+        (outcome,) = harness.outcomes()
+    (drain,) = record.drains
+    (action,) = world.lifecycle_actions
+    assert drain.outcome == "ceiling"
+    assert drain.history_events < HISTORY_EVENT_QUOTA
+    assert timedelta(hours=47) < action.completed_at - action.started < timedelta(hours=48)
+    assert action.ended_by == "completed"  # before Auto Scaling's own global timeout
+    assert outcome["tasksCutShort"] == 1
+    assert outcome["tasksStopped"] == 1  # straggler policy stop-tasks: SIGTERM, not a kill
+    assert record.tasks_killed == []
+    print(
+        f"48-hour ceiling: {drain.history_events} history events, "
+        f"{drain.state_transitions} state transitions"
+    )
+
+
+def test_tasks_still_stopping_when_running_count_is_zero(config):
+    world, (victim, *_) = world_for(config)
+    # Behind a load balancer: each old task spends 5 minutes deregistering (DEACTIVATING).
+    world.add_service(
+        CLUSTER,
+        "web",
+        desired=3,
+        start_seconds=10,
+        stop_seconds=20,
+        deregistration_delay_seconds=300,
+    )
+    seen_zero_while_alive = []
+
+    def watch():
+        instance = world.ecs.container_instance(victim)
+        alive = world.tasks_on(victim, live=True)
+        if instance is not None and instance.running_tasks_count == 0 and alive:
+            seen_zero_while_alive.append(world.clock.now())
+
+    for second in range(0, 600, 15):
+        world.call_later(second, watch)
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish("tasks still stopping at runningTasksCount 0", harness)
+    (action,) = world.lifecycle_actions
+    last_stop = max(task.stopped_at for task in world.tasks_on(victim))
+    assert seen_zero_while_alive, "the trap was not set: runningTasksCount never hit 0 early"
+    assert action.completed_at >= last_stop
+    assert record.drains[0].outcome == "drained"
+    assert_clean(record, world)
+
+
+def test_daemon_tasks_stop_last_and_do_not_block(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=0)
+    world.add_service(CLUSTER, "log-router", desired=0, daemon=True, deregistration_delay_seconds=0)
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish("daemon tasks", harness)
+    daemon = [t for t in world.tasks_on(victim) if t.is_daemon]
+    others = [t for t in world.tasks_on(victim) if not t.is_daemon]
+    assert daemon and others
+    assert min(t.stopping_at for t in daemon) >= max(t.stopped_at for t in others)
+    assert record.drains[0].outcome == "drained"
+    assert_clean(record, world)
+
+
+@pytest.mark.parametrize("policy", ["wait", "stop"])
+def test_standalone_task_policy(config, policy):
+    config = with_settings(config, standalone_task_policy=policy, standalone_task_grace_seconds=300)
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=0)
+    task = world.run_task(CLUSTER, victim, "report", runs_for_seconds=3600)
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        record = finish(f"standalone task, policy {policy}", harness)
+    (drain,) = record.drains
+    (standalone,) = [t for t in world.tasks_on(victim) if t.arn == task]
+    assert drain.outcome == "drained"
+    if policy == "wait":
+        assert standalone.stop_code != "UserInitiated"
+        assert drain.virtual_seconds >= 3600
+    else:
+        assert standalone.stop_code == "UserInitiated"
+        assert 300 <= drain.virtual_seconds < 300 + 3 * config.poll_interval_seconds
+    assert_clean(record, world)
+
+
+def test_spot_interruption(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(
+        CLUSTER, "web", desired=3, start_seconds=20, stop_seconds=5, deregistration_delay_seconds=30
+    )
+    with Harness(world, config) as harness:
+        world.spot_interrupt(victim)
+        record = finish("Spot interruption", harness)
+        drain_set = [c for c in world.api_calls if c.operation == "UpdateContainerInstancesState"]
+        world.clock.run_for(180, active=harness.running)
+    (drain,) = record.drains
+    (termination,) = world.terminations
+    assert drain.outcome == "spot-drained"
+    assert len(drain_set) == 1
+    # DRAINING within the first steps: at the warning's own time on the virtual clock.
+    assert drain_set[0].time - (termination.time - timedelta(seconds=120)) < timedelta(seconds=2)
+    assert drain.virtual_seconds <= 120
+    assert termination.tasks_killed == []
+
+
+def test_spot_warning_and_lifecycle_event_for_one_instance(config):
+    world, (victim, *_) = world_for(config, capacity_rebalance=True)
+    world.add_service(
+        CLUSTER, "web", desired=3, start_seconds=20, stop_seconds=5, deregistration_delay_seconds=30
+    )
+    with Harness(world, config) as harness:
+        world.spot_interrupt(victim)  # Capacity Rebalancing also runs the terminate hook
+        record = finish("Spot warning and lifecycle event", harness)
+        world.clock.run_for(180, active=harness.running)
+    kinds = sorted(d.kind for d in record.drains)
+    assert kinds == ["LifecycleTerminate", "SpotInterruption"]
+    assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1  # one drain
+    completions = record.api_calls.get("autoscaling:CompleteLifecycleAction", 0)
+    assert completions == 1  # one completion
+    (action,) = world.lifecycle_actions
+    assert action.ended_by in {"completed", "instance-terminated"}
+
+
+def test_same_event_delivered_twice(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=0)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        harness.deliver(action.event)  # EventBridge delivers at least once
+        record = finish("same event twice", harness)
+    outcomes = sorted(d.outcome for d in record.drains)
+    assert outcomes == ["drained", "duplicate"]
+    assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1
+    assert record.api_calls["autoscaling:CompleteLifecycleAction"] == 1
+    duplicate = next(d for d in record.drains if d.outcome == "duplicate")
+    assert duplicate.state_transitions <= 6
+    assert_clean(record, world)
+
+
+def test_action_already_completed_elsewhere(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=120)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+
+        def operator_completes():
+            boto3.client("autoscaling", region_name="us-east-1").complete_lifecycle_action(
+                AutoScalingGroupName=GROUP,
+                LifecycleHookName=config.lifecycle_hook_name,
+                LifecycleActionToken=action.token,
+                LifecycleActionResult="CONTINUE",
+            )
+
+        world.call_later(60, operator_completes)
+        record = finish("action completed elsewhere", harness)
+        (outcome,) = harness.outcomes()
+    assert record.drains[0].status == "SUCCEEDED"
+    # The instance went with the operator's completion; the drain ended without retrying.
+    assert outcome["outcome"] == "action-ended-externally"
+    assert record.api_calls.get("autoscaling:CompleteLifecycleAction", 0) <= 2
+
+
+def test_action_expired_before_the_drain_ends(config):
+    config = with_settings(config, heartbeat_timeout_seconds=1800)
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3)
+    world.run_task(CLUSTER, victim, "job", runs_for_seconds=7200)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        # Someone abandons it by hand; the next heartbeat learns the action is gone.
+        world.call_later(
+            100,
+            lambda: world.asg.dispatch(
+                "CompleteLifecycleAction",
+                {
+                    "AutoScalingGroupName": GROUP,
+                    "LifecycleHookName": config.lifecycle_hook_name,
+                    "LifecycleActionToken": action.token,
+                    "LifecycleActionResult": "ABANDON",
+                },
+            ),
+        )
+        record = finish("action ended under the drain", harness)
+    assert record.drains[0].status == "SUCCEEDED"
+    assert record.drains[0].outcome == "action-ended-externally"
+
+
+def test_lambda_failures_and_ecs_throttling_mid_drain(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=60)
+    with Harness(world, config) as harness:
+        harness.lambda_faults["PollTasks"] = [
+            "Lambda.ServiceException",
+            "Lambda.TooManyRequestsException",
+        ]
+        world.call_later(
+            90, lambda: world.inject_faults("ecs", "ListTasks", code="ThrottlingException", count=6)
+        )
+        world.call_later(
+            95,
+            lambda: world.inject_faults(
+                "autoscaling", "CompleteLifecycleAction", code="Throttling", count=3
+            ),
+        )
+        world.asg.scale_in(GROUP, victim)
+        record = finish("Lambda failures and throttling", harness)
+    (drain,) = record.drains
+    assert drain.outcome == "drained"
+    assert record.api_calls["autoscaling:CompleteLifecycleAction"] == 4  # 3 throttled + 1
+    assert_clean(record, world)
+
+
+def test_cluster_deleted_mid_drain(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
+    with Harness(world, config) as harness:
+        world.call_later(45, lambda: world.ecs.delete_cluster(CLUSTER))
+        world.asg.scale_in(GROUP, victim)
+        record = finish("cluster deleted mid-drain", harness)
+    (drain,) = record.drains
+    (action,) = world.lifecycle_actions
+    assert drain.outcome == "instance-gone"
+    assert action.ended_by == "completed"
+
+
+def test_instance_drops_out_of_the_cluster_mid_drain(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
+    with Harness(world, config) as harness:
+        world.call_later(45, lambda: world.ecs.deregister(victim))
+        world.asg.scale_in(GROUP, victim)
+        record = finish("instance leaves ListContainerInstances", harness)
+    (action,) = world.lifecycle_actions
+    assert record.drains[0].outcome in {"instance-gone", "drained"}
+    assert action.ended_by == "completed"

@@ -68,3 +68,11 @@ def render(values: dict[str, str]) -> dict[str, Any]:
     if missing:
         raise KeyError(f"no value for placeholders {sorted(missing)} in {DEFINITION_FILE.name}")
     return json.loads(PLACEHOLDER.sub(lambda match: values[match.group(1)], text))
+
+
+# Not part of the state machine: EventBridge invokes it when a drain execution itself fails.
+RESCUE_FUNCTION = Function(
+    "RescueExecution",
+    "rescue_execution.handler",
+    "Complete the lifecycle action of a drain execution that failed, timed out or was aborted",
+)

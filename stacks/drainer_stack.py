@@ -27,8 +27,8 @@ from constructs import Construct
 
 from stacks import LAMBDA_DIR
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
-from stacks.definition import DEFINITION_FILE, FUNCTIONS, Function, substitutions
-from stacks.event_patterns import event_patterns
+from stacks.definition import DEFINITION_FILE, FUNCTIONS, RESCUE_FUNCTION, Function, substitutions
+from stacks.event_patterns import event_patterns, execution_failure_pattern
 
 # EventBridge retries delivery to the state machine for up to a day, then dead-letters.
 RULE_RETRY_ATTEMPTS = 185
@@ -127,6 +127,24 @@ class DrainerStack(Stack):
             )
             self.rules[name] = rule
 
+        # The catch-all behind the state machine's own rescue path (see rescue_execution.py).
+        self.rescue_function = self._function(RESCUE_FUNCTION, code, settings, retention)
+        self._grant_rescue()
+        rescue_rule = events.Rule(
+            self,
+            "ExecutionFailedRule",
+            event_pattern=_pattern(execution_failure_pattern(self.state_machine.state_machine_arn)),
+            description="ECS drainer: complete the action of a failed drain execution",
+        )
+        rescue_rule.add_target(
+            targets.LambdaFunction(
+                self.rescue_function,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+            )
+        )
+
         if config.manage_lifecycle_hooks:
             for index, group in enumerate(config.auto_scaling_group_names):
                 autoscaling.CfnLifecycleHook(
@@ -198,15 +216,7 @@ class DrainerStack(Stack):
             self.format_arn(service="ecs", resource="service", resource_name=f"{name}/*")
             for name in clusters
         ]
-        group_arns = [
-            self.format_arn(
-                service="autoscaling",
-                resource="autoScalingGroup",
-                resource_name=f"*:autoScalingGroupName/{name}",
-                arn_format=_colon_resource_name(),
-            )
-            for name in self.config.auto_scaling_group_names
-        ]
+        group_arns = self._group_arns()
         allow = self._allow
         allow("Resolve", ["ecs:ListContainerInstances"], cluster_arns)
         allow("Resolve", ["ecs:DescribeContainerInstances"], instance_arns)
@@ -224,6 +234,42 @@ class DrainerStack(Stack):
         allow("Claim", ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
         allow("ReportOutcome", ["dynamodb:UpdateItem"], [self.claims.table_arn])
         self.topic.grant_publish(self.functions["ReportOutcome"])
+
+    def _group_arns(self) -> list[str]:
+        return [
+            self.format_arn(
+                service="autoscaling",
+                resource="autoScalingGroup",
+                resource_name=f"*:autoScalingGroupName/{name}",
+                arn_format=_colon_resource_name(),
+            )
+            for name in self.config.auto_scaling_group_names
+        ]
+
+    def _grant_rescue(self) -> None:
+        role_function = self.rescue_function
+        role_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["autoscaling:CompleteLifecycleAction"], resources=self._group_arns()
+            )
+        )
+        role_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:GetExecutionHistory"],
+                resources=[
+                    self.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{self.state_machine.state_machine_name}:*",
+                        arn_format=_colon_resource_name(),
+                    )
+                ],
+            )
+        )
+        role_function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[self.claims.table_arn])
+        )
+        self.topic.grant_publish(role_function)
 
     def _allow(self, function: str, actions: list[str], resources: list[str]) -> None:
         self.functions[function].add_to_role_policy(
@@ -297,25 +343,42 @@ class DrainerStack(Stack):
             "An Auto Scaling group ARN embeds a generated id; the wildcard stands for "
             "that id only, the group name is fixed."
         )
-        for function in ("RecordHeartbeat", "CompleteAction", "ReplaceInstance"):
+        rescue_role = self.rescue_function.role
+        for role in (
+            *(
+                self.functions[name].role
+                for name in ("RecordHeartbeat", "CompleteAction", "ReplaceInstance")
+            ),
+            rescue_role,
+        ):
             for group in self.config.auto_scaling_group_names:
                 resource = arn.format(
                     service="autoscaling",
                     resource=f"autoScalingGroup:*:autoScalingGroupName/{group}",
                 )
-                self._acknowledge(self.functions[function].role, f"Resource::{resource}", group_ids)
+                self._acknowledge(role, f"Resource::{resource}", group_ids)
+        machine_name = self.get_logical_id(self.state_machine.node.default_child)
+        self._acknowledge(
+            rescue_role,
+            "Resource::"
+            + arn.format(
+                service="states", resource=f"execution:<{self.resolve(machine_name)}.Name>:*"
+            ),
+            "Reads the history of this drainer's own executions only; execution names are random.",
+        )
         self._acknowledge(
             self.functions["ReplaceInstance"].role,
             "Resource::*",
             "DescribeAutoScalingInstances is read-only and supports no "
             "resource-level permissions (Service Authorization Reference).",
         )
-        self._acknowledge(
-            self.functions["ReportOutcome"].role,
-            "Action::kms:GenerateDataKey*",
-            "CDK's topic grant: publishing to the KMS-encrypted topic needs "
-            "GenerateDataKey* on that one key.",
-        )
+        for role in (self.functions["ReportOutcome"].role, rescue_role):
+            self._acknowledge(
+                role,
+                "Action::kms:GenerateDataKey*",
+                "CDK's topic grant: publishing to the KMS-encrypted topic needs "
+                "GenerateDataKey* on that one key.",
+            )
         machine_role = self.state_machine.role
         for function in self.functions.values():
             logical_id = self.resolve(self.get_logical_id(function.node.default_child))

@@ -36,3 +36,15 @@ def event_patterns(config: DrainerConfig) -> dict[str, dict[str, Any]]:
             "detail-type": [rebalance.DETAIL_TYPE],
         },
     }
+
+
+def execution_failure_pattern(state_machine_arn: str) -> dict[str, Any]:
+    """Drain executions that ended without succeeding: the rescue function completes them."""
+    return {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+            "stateMachineArn": [state_machine_arn],
+        },
+    }

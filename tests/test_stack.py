@@ -12,9 +12,9 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import load_config, validate
-from stacks.definition import FUNCTIONS, definition_text, placeholders
+from stacks.definition import FUNCTIONS, RESCUE_FUNCTION, definition_text, placeholders
 from stacks.drainer_stack import DrainerStack
-from stacks.event_patterns import event_patterns
+from stacks.event_patterns import event_patterns, execution_failure_pattern
 from tests.conftest import ROOT
 
 MUTATING = {
@@ -59,13 +59,18 @@ def synthesized():
 
 
 def test_rules_use_the_one_pattern_definition(synthesized):
-    config, _, template = synthesized
+    config, stack, template = synthesized
     rules = template.find_resources("AWS::Events::Rule")
     patterns = sorted(
         json.dumps(rule["Properties"]["EventPattern"], sort_keys=True) for rule in rules.values()
     )
+    machine_arn = {"Ref": stack.get_logical_id(stack.state_machine.node.default_child)}
     expected = sorted(
-        json.dumps(pattern, sort_keys=True) for pattern in event_patterns(config).values()
+        json.dumps(pattern, sort_keys=True)
+        for pattern in [
+            *event_patterns(config).values(),
+            execution_failure_pattern(stack.resolve(machine_arn)),
+        ]
     )
     assert patterns == expected
     for rule in rules.values():
@@ -99,7 +104,7 @@ def test_one_small_function_per_job(synthesized):
     config, _, template = synthesized
     functions = template.find_resources("AWS::Lambda::Function")
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        function.handler for function in FUNCTIONS
+        function.handler for function in (*FUNCTIONS, RESCUE_FUNCTION)
     )
     for function in functions.values():
         props = function["Properties"]
@@ -136,7 +141,7 @@ def test_operations_resources(synthesized):
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
     log_groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == len(FUNCTIONS) + 1
+    assert len(log_groups) == len(FUNCTIONS) + 2  # + the rescue function, + the state machine
     assert {g["Properties"]["RetentionInDays"] for g in log_groups.values()} == {
         config.log_retention_days
     }

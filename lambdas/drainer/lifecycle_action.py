@@ -76,3 +76,23 @@ def not_ours_because(request: DrainRequest, groups: tuple[str, ...], hook: str) 
             "is not configured: add it to auto_scaling_group_names / lifecycle_hook_name"
         )
     return None
+
+
+def complete_if_ours(
+    request: DrainRequest, groups: tuple[str, ...], hook: str, execution_arn: str | None = None
+) -> dict[str, Any]:
+    """Complete the request's action if it belongs to the configured groups and hook.
+
+    Dry run completes too: the hooks exist, and an unfinished action would only delay the
+    termination that would have happened without the drainer.
+    """
+    problem = not_ours_because(request, groups, hook)
+    if problem:
+        log.info(
+            "no lifecycle action to complete",
+            reason=problem,
+            instanceId=request.instance_id,
+            executionArn=execution_arn,
+        )
+        return {"completed": False, "alreadyEnded": False, "result": None}
+    return complete(request)

@@ -109,3 +109,13 @@ def salvage(event: Any, problem: str, now: datetime | None = None) -> DrainReque
         lifecycle_action_token=token,
         problem=problem,
     )
+
+
+def parse_or_salvage(
+    event: Any, test_source: str | None, now: datetime | None = None
+) -> DrainRequest:
+    """The drain request of a raw event; a salvaged INVALID one when it does not parse."""
+    try:
+        return parse_event(event, test_source, now)
+    except EventError as problem:
+        return salvage(event, str(problem), now)

@@ -1,0 +1,69 @@
+"""Lambda: the last line of defence when a drain execution itself fails, times out or is aborted.
+
+Inside the state machine every step's errors are caught and end in the rescue path, which
+completes the lifecycle action. What the state machine cannot catch — the execution aborted by
+hand, its timeout, the history quota, a service fault — reaches this function through the
+"Step Functions Execution Status Change" event. It reads the drain's original event from the
+execution input, completes the action and reports the failure, so no instance waits for the
+hook's timeout because of a failed drain.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from drainer import log
+from drainer.aws import call
+from drainer.clock import utcnow
+from drainer.lifecycle_action import complete_if_ours
+from drainer.parsers import parse_or_salvage
+from drainer.reporting import report
+from drainer.settings import settings
+
+FAIL_STATE = "Drain failed"  # the state machine's own rescue path ends here, already reported
+
+
+def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+    return rescue(event.get("detail") or {})
+
+
+def rescue(detail: dict[str, Any]) -> dict[str, Any]:
+    config = settings()
+    execution_arn = detail.get("executionArn")
+    if execution_arn and _rescued_inside(execution_arn):
+        log.info("execution already rescued by its own rescue path", executionArn=execution_arn)
+        return {"rescued": False, "reason": "rescued inside the state machine"}
+    try:
+        raw = json.loads(detail.get("input") or "null")
+    except json.JSONDecodeError:
+        raw = None
+    request = parse_or_salvage(raw, config.test_event_source, utcnow())
+    status = detail.get("status", "FAILED")
+    state = {
+        "request": request.to_state(),
+        "error": {
+            "Error": f"Execution{status.title().replace('_', '')}",
+            "Cause": f"the drain execution ended {status}",
+        },
+    }
+    state["completion"] = complete_if_ours(
+        request, config.auto_scaling_group_names, config.lifecycle_hook_name, execution_arn
+    )
+    summary = report(state, execution_arn, config, utcnow())
+    return {"rescued": True, "outcome": summary}
+
+
+def _rescued_inside(execution_arn: str) -> bool:
+    """Did the execution reach its own rescue path's Fail state (which completed and reported)?"""
+    tail = call(
+        "stepfunctions",
+        "get_execution_history",
+        executionArn=execution_arn,
+        reverseOrder=True,
+        maxResults=5,
+    )
+    return any(
+        (event.get("stateEnteredEventDetails") or {}).get("name") == FAIL_STATE
+        for event in tail.get("events", [])
+    )

@@ -1,0 +1,69 @@
+"""The catch-all: a drain execution that itself fails still ends with its action completed."""
+
+from __future__ import annotations
+
+import json
+
+import rescue_execution
+
+from tests.harness import Harness
+from tests.test_scenarios import CLUSTER, GROUP, world_for
+
+
+def status_change(harness: Harness, arn: str) -> dict:
+    """The "Step Functions Execution Status Change" event EventBridge sends the rescue rule."""
+    described = harness.sfn.describe_execution(executionArn=arn)
+    return {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": arn,
+            "stateMachineArn": harness.state_machine_arn,
+            "status": described["status"],
+            "input": described["input"],
+        },
+    }
+
+
+def test_aborted_execution_is_rescued(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        arn_holder = []
+
+        def abort():
+            arn_holder.append(harness.deliveries[0].execution_arn)
+            harness.sfn.stop_execution(executionArn=arn_holder[0], cause="operator")
+
+        world.call_later(40, abort)
+        harness.run()
+        assert harness.sfn.describe_execution(executionArn=arn_holder[0])["status"] == "ABORTED"
+        assert action.active  # nothing completed it: without the rescue it would wait
+        result = rescue_execution.handler(status_change(harness, arn_holder[0]), None)
+        (outcome,) = harness.outcomes()
+    assert result["rescued"] is True
+    assert action.ended_by == "completed"
+    assert outcome["outcome"] == "failed"
+    assert outcome["actionCompleted"] is True
+    assert outcome["error"]["Error"] == "ExecutionAborted"
+
+
+def test_execution_rescued_by_its_own_path_is_not_rescued_twice(config):
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3)
+    with Harness(world, config) as harness:
+        harness.lambda_faults["PollTasks"] = [KeyError("a bug in the poll Lambda")]
+        action = world.asg.scale_in(GROUP, victim)
+        harness.run()
+        (delivery,) = harness.deliveries
+        execution = harness.execution(delivery.execution_arn)
+        (outcome,) = harness.outcomes()
+        result = rescue_execution.handler(status_change(harness, delivery.execution_arn), None)
+        assert harness.outcomes() == [outcome]  # nothing published twice
+    assert execution["status"] == "FAILED"
+    assert outcome["outcome"] == "failed"
+    assert outcome["actionCompleted"] is True
+    assert json.loads(outcome["error"]["Cause"])["errorType"] == "KeyError"
+    assert action.ended_by == "completed"
+    assert result["rescued"] is False

@@ -17,7 +17,7 @@ NODE_STAMP := node_modules/.installed
 ASL_FILES  := $(sort $(wildcard statemachine/*.asl.json))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint validate-asl synth test demo sandbox bench diagram clean
+.PHONY: help setup lint validate-asl synth deploy test demo sandbox bench diagram clean
 
 help:
 	@echo "Targets:"
@@ -25,6 +25,7 @@ help:
 	@echo "  lint          ruff check ."
 	@echo "  validate-asl  asl-validator over statemachine/*.asl.json"
 	@echo "  synth         cdk synth --quiet, then cfn-lint (fails on errors only) over cdk.out"
+	@echo "  deploy        cdk deploy with the pinned CLI (needs AWS credentials)"
 	@echo "  test          setup, lint, validate-asl, pytest"
 	@echo "  demo          python -m sandbox.demo"
 	@echo "  sandbox       python -m sandbox.server"
@@ -57,6 +58,9 @@ validate-asl: $(NODE_STAMP)
 synth: $(VENV_STAMP) $(NODE_STAMP)
 	npx --no-install cdk synth --quiet
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+deploy: synth
+	npx --no-install cdk deploy
 
 # Steps run one after another in this order, also under make -j.
 test: setup

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -198,3 +200,17 @@ def test_test_event_source_can_be_switched_off():
         assert all(
             source.startswith("aws.") for source in rule["Properties"]["EventPattern"]["source"]
         )
+
+
+def test_cfn_lint_reports_no_errors(synthesized, tmp_path):
+    _, _, template = synthesized
+    path = tmp_path / "EcsDrainer.template.json"
+    path.write_text(json.dumps(template.to_json()))
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(cfn_lint), "--non-zero-exit-code", "error", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

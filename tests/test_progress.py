@@ -157,3 +157,18 @@ def test_poll_interval_backs_off_after_the_first_hour(settings):
     assert waits[0] == settings.poll_interval_seconds
     assert waits[1:] == sorted(waits[1:])
     assert waits[-1] == settings.max_poll_interval_seconds
+
+
+def test_a_fraction_of_a_second_left_cannot_spin_the_loop(settings):
+    request = spot_request()
+    state = progress.initial(request, None, settings, START)
+    # 0.4 s before the Spot path's end: the next wait must still move time forward.
+    almost = progress.decide(
+        request, state, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=114.6)
+    )
+    assert almost["verdict"] == progress.WAIT
+    assert almost["nextWaitSeconds"] == 1
+    final = progress.decide(
+        request, almost, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=115.6)
+    )
+    assert final["verdict"] == progress.CEILING

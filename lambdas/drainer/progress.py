@@ -5,6 +5,7 @@ The verdicts are the values the state machine's Choice states branch on.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -71,10 +72,11 @@ def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
 
 
 def _capped(interval: int, left: float | None) -> int:
-    """Never wait past the deadline: the last poll lands on it."""
+    """Never wait past the deadline: the last poll lands on it (rounded up, and at least a
+    second, so a fraction of a second left cannot spin the loop with zero-second waits)."""
     if left is None:
         return interval
-    return max(0, min(interval, int(left)))
+    return max(1, min(interval, math.ceil(left)))
 
 
 def decide(

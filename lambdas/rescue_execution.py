@@ -55,7 +55,11 @@ def rescue(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rescued_inside(execution_arn: str) -> bool:
-    """Did the execution reach its own rescue path's Fail state (which completed and reported)?"""
+    """Did the execution's own rescue path complete and report before its Fail state?
+
+    The rescue steps catch their own failures and go on to the Fail state all the same, with
+    `rescueError` / `reportError` in the state: then the action may still be open.
+    """
     tail = call(
         "stepfunctions",
         "get_execution_history",
@@ -63,7 +67,14 @@ def _rescued_inside(execution_arn: str) -> bool:
         reverseOrder=True,
         maxResults=5,
     )
-    return any(
-        (event.get("stateEnteredEventDetails") or {}).get("name") == FAIL_STATE
-        for event in tail.get("events", [])
-    )
+    for event in tail.get("events", []):
+        entered = event.get("stateEnteredEventDetails") or {}
+        if entered.get("name") == FAIL_STATE:
+            try:
+                state = json.loads(entered.get("input") or "null")
+            except json.JSONDecodeError:
+                return False
+            return isinstance(state, dict) and not (
+                state.get("rescueError") or state.get("reportError")
+            )
+    return False

@@ -102,6 +102,12 @@ class DrainerConfig(BaseModel):
     daemon_task_grace_seconds: int = Field(120, ge=0, le=3600)
     straggler_policy: Literal["stop-tasks", "leave-running"] = "stop-tasks"
     straggler_stop_wait_seconds: int = Field(30, ge=0, le=120)
+    rescue_grace_seconds: int = Field(
+        180,
+        ge=0,
+        le=300,
+        description="After a step fails mid-drain, time ECS gets to move tasks before completion",
+    )
     dry_run: bool = False
     test_event_source: str | None = Field("ecs-drainer.test", pattern=EVENT_SOURCE + "|^$")
     log_retention_days: int = 30
@@ -195,6 +201,7 @@ class DrainerConfig(BaseModel):
             "daemon_task_grace_seconds",
             "straggler_policy",
             "straggler_stop_wait_seconds",
+            "rescue_grace_seconds",
             "dry_run",
             "test_event_source",
             "metrics_namespace",

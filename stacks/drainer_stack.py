@@ -295,8 +295,8 @@ class DrainerStack(Stack):
             self,
             "DrainFailedAlarm",
             alarm_description="An ECS drain execution failed, timed out or was aborted. "
-            "Its lifecycle action was completed by the rescue path; see the "
-            "README runbook.",
+            "Its lifecycle action was completed by the rescue path; see "
+            "docs/RUNBOOK.md.",
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -309,7 +309,7 @@ class DrainerStack(Stack):
             self,
             "UndeliveredEventsAlarm",
             alarm_description="EventBridge could not start a drain; the event is in the "
-            "dead-letter queue. See the README runbook.",
+            "dead-letter queue. See docs/RUNBOOK.md.",
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ASL_FILE = ROOT / "statemachine" / "drainer.asl.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- state-machine:begin -->", "<!-- state-machine:end -->"
-RESCUE = "Rescue: complete lifecycle action"
+RESCUE = "Rescue: was the instance draining?"  # where every step's Catch leads
 SHAPES = {
     "Task": ('["', '"]'),
     "Choice": ('{"', '"}'),
@@ -43,15 +43,7 @@ def mermaid(definition: dict[str, Any]) -> str:
     for name, state in states.items():
         source = node_id(name)
         for choice in state.get("Choices", []):
-            value = next(
-                (choice[key] for key in choice if key.endswith("Equals") and key != "Variable"),
-                "",
-            )
-            value = json.dumps(value) if isinstance(value, bool) else value
-            lines.append(
-                f'    {source} -->|"{_short(choice["Variable"])} = {value}"| '
-                f"{node_id(choice['Next'])}"
-            )
+            lines.append(f'    {source} -->|"{_condition(choice)}"| {node_id(choice["Next"])}')
         if "Default" in state:
             lines.append(f'    {source} -->|"otherwise"| {node_id(state["Default"])}')
         if "Next" in state:
@@ -82,8 +74,23 @@ def mermaid(definition: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _short(variable: str) -> str:
-    return variable.removeprefix("$.")
+def _condition(rule: dict[str, Any]) -> str:
+    """A Choice rule as a short label: `progress.verdict = drained`, `not …`, `… and …`."""
+    if "Not" in rule:
+        return f"not {_condition(rule['Not'])}"
+    if "And" in rule:
+        return " and ".join(_condition(part) for part in rule["And"])
+    if "Or" in rule:
+        return " or ".join(_condition(part) for part in rule["Or"])
+    variable = rule["Variable"].removeprefix("$.")
+    operator, value = next((k, v) for k, v in rule.items() if k not in ("Variable", "Next"))
+    if operator.startswith("Is"):  # IsPresent, IsNull, IsNumeric…
+        return (
+            f"{variable} {operator[2:].lower()}"
+            if value
+            else f"{variable} not {operator[2:].lower()}"
+        )
+    return f"{variable} = {json.dumps(value) if isinstance(value, bool) else value}"
 
 
 def readme_block(definition: dict[str, Any]) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as SdkConnectionError
 
 # Throttling is retried by the state machine with jittered back-off (Retry on "Throttled"), where
 # the wait costs nothing; the SDK retries only briefly in-process.
@@ -71,9 +72,13 @@ def reraise_retryable(error: ClientError) -> None:
 
 
 def call(service: str, operation: str, **params: Any) -> dict[str, Any]:
-    """Call one AWS operation; throttling and 5xx become Throttled / AwsTransientError."""
+    """Call one AWS operation; throttling and 5xx become Throttled / AwsTransientError, and so
+    do connection errors and read timeouts once the SDK's own retries are spent (under their
+    own names they match no Retry, and the rescue path would cut the drain short)."""
     try:
         return getattr(client(service), operation)(**params)
     except ClientError as error:
         reraise_retryable(error)
         raise
+    except (SdkConnectionError, HTTPClientError) as error:
+        raise AwsTransientError(f"{type(error).__name__}: {error}") from error

@@ -43,6 +43,8 @@ def initial(
         "tasksStopped": 0,
         "tasksCutShort": 0,
         "drain": None,
+        # Read by the rescue path (ASL "Rescue: was the instance draining?") after a failure.
+        "rescueWaitSeconds": settings.rescue_wait_seconds,
     }
 
 

@@ -30,6 +30,7 @@ class Settings:
     daemon_task_grace_seconds: int
     straggler_policy: str
     straggler_stop_wait_seconds: int
+    rescue_grace_seconds: int
     dry_run: bool
     test_event_source: str | None
     claims_table: str
@@ -41,6 +42,17 @@ class Settings:
         # A third of the hook's timeout: even with the longest poll wait and a few throttled
         # retries in between, the next heartbeat lands well before the timeout.
         return self.heartbeat_timeout_seconds // 3
+
+    @property
+    def rescue_wait_seconds(self) -> int:
+        """The rescue grace, capped so the hook's heartbeat timeout cannot run out during it
+        (the last heartbeat may be up to a heartbeat interval plus a poll interval old)."""
+        budget = (
+            self.heartbeat_timeout_seconds
+            - self.heartbeat_interval_seconds
+            - self.max_poll_interval_seconds
+        )
+        return max(0, min(self.rescue_grace_seconds, budget))
 
     @classmethod
     def from_json(cls, text: str) -> Settings:

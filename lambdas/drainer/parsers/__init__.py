@@ -7,7 +7,7 @@ be AWS's own or the configured test source (AWS refuses `aws.*` sources in PutEv
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from drainer.clock import iso, parse_iso, utcnow
@@ -61,15 +61,17 @@ def parse_event(event: Any, test_source: str | None, now: datetime | None = None
 def event_time(event: Mapping[str, Any], now: datetime) -> datetime:
     """The event's `time`, or now when it is absent or unparseable.
 
-    AWS's sample events carry the placeholder 'yyyy-mm-ddThh:mm:ssZ'; a drain must not fail on it.
+    AWS's sample events carry the placeholder 'yyyy-mm-ddThh:mm:ssZ'; a drain must not fail on it,
+    nor on a time that exists only with its offset ('0001-01-01T00:00:00+01:00' is year 0 in UTC).
     A time in the future is clamped to now so a hostile event cannot extend a deadline.
     """
     raw = event.get("time")
     if not isinstance(raw, str):
         return now
     try:
-        moment = parse_iso(raw)
-    except ValueError:
+        # In UTC at once: an offset that pushes the moment past year 1 or 9999 is junk too.
+        moment = parse_iso(raw).astimezone(UTC)
+    except (ValueError, OverflowError):
         return now
     return min(moment, now)
 

@@ -1,0 +1,263 @@
+"""Least privilege and operations, on the synthesized template (cdk-nag AwsSolutions on).
+
+Synthesized once with two clusters, two groups and the test-event source switched off.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_cdk import aws_iam as iam
+from moto.events.models import EventPattern
+
+from drainer.parsers import lifecycle, rebalance, spot
+from stacks.config import DrainerConfig, load_config, validate
+from stacks.definition import FUNCTIONS, RESCUE_FUNCTION
+from stacks.drainer_stack import DrainerStack
+from tests.conftest import ROOT
+from tests.test_stack import synth
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+CLUSTERS, GROUPS = ("prod-a", "prod-b"), ("asg-a", "asg-b")
+HOOK = "ecs-drainer"
+
+# Every mutating permission, the resource ARN pattern it must be confined to, and the only
+# roles that may hold it.
+ECS_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:{{kind}}/{{name}}/*"
+GROUP_ARN = (
+    f"arn:aws:autoscaling:{REGION}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{{name}}"
+)
+MUTATING: dict[str, tuple[str, set[str]]] = {
+    "ecs:UpdateContainerInstancesState": (
+        ECS_ARN.replace("{kind}", "container-instance"),
+        {"StartDrain"},
+    ),
+    "ecs:StopTask": (ECS_ARN.replace("{kind}", "task"), {"StopTasks"}),
+    "autoscaling:CompleteLifecycleAction": (GROUP_ARN, {"CompleteAction", "RescueExecution"}),
+    "autoscaling:RecordLifecycleActionHeartbeat": (GROUP_ARN, {"RecordHeartbeat"}),
+    "autoscaling:TerminateInstanceInAutoScalingGroup": (GROUP_ARN, {"ReplaceInstance"}),
+}
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[DrainerConfig, DrainerStack, dict[str, Any]]:
+    """Synthesis with cdk-nag's AwsSolutions pack (as app.py): a finding fails it."""
+    config = validate(
+        {
+            **load_config(ROOT / "drainer.toml").model_dump(),
+            "cluster_names": list(CLUSTERS),
+            "auto_scaling_group_names": list(GROUPS),
+            "test_event_source": "",
+        }
+    )
+    stack, template = synth(config)
+    return config, stack, template.to_json()
+
+
+def render(value: Any) -> str:
+    """An ARN as a string: Fn::Join flattened, the partition filled in, other tokens named."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(part) for part in parts)
+    if value == {"Ref": "AWS::Partition"}:
+        return "aws"
+    return f"<{json.dumps(value, sort_keys=True)}>"
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every policy document anywhere in the template, with its resource."""
+
+    def walk(node: Any, owner: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if isinstance(node, dict):
+            if "Statement" in node and "Version" in node:
+                for statement in as_list(node["Statement"]):
+                    yield owner, statement
+                return
+            for child in node.values():
+                yield from walk(child, owner)
+        elif isinstance(node, list):
+            for child in node:
+                yield from walk(child, owner)
+
+    for logical_id, resource in template["Resources"].items():
+        yield from walk(resource.get("Properties", {}), logical_id)
+
+
+def role_names(stack: DrainerStack, template: dict[str, Any]) -> dict[str, str]:
+    """Role logical id -> the function it belongs to (or the role's own logical id)."""
+    functions = {**stack.functions, RESCUE_FUNCTION.name: stack.rescue_function}
+    names = {}
+    for name, function in functions.items():
+        role = function.role
+        assert role is not None
+        names[stack.resolve(stack.get_logical_id(role.node.default_child))] = name
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            names.setdefault(logical_id, logical_id)
+    return names
+
+
+def test_every_mutating_permission_is_scoped_to_the_configured_clusters_and_groups(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, stack, template = synthesized
+    names = role_names(stack, template)
+    assert set(names.values()) >= {f.name for f in (*FUNCTIONS, RESCUE_FUNCTION)}
+    held: dict[str, set[str]] = {action: set() for action in MUTATING}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        roles = [names[role["Ref"]] for role in resource["Properties"]["Roles"]]
+        for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
+            for action in set(as_list(statement["Action"])) & set(MUTATING):
+                pattern, _ = MUTATING[action]
+                expected = sorted(
+                    pattern.replace("{name}", name)
+                    for name in (CLUSTERS if action.startswith("ecs:") else GROUPS)
+                )
+                got = sorted(render(arn) for arn in as_list(statement["Resource"]))
+                assert got == expected, (roles, action, got)
+                assert statement["Effect"] == "Allow" and "Condition" not in statement
+                for role in roles:
+                    held[action].add(role)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert "ManagedPolicyArns" not in resource["Properties"]
+            assert "Policies" not in resource["Properties"]
+    assert held == {action: roles for action, (_, roles) in MUTATING.items()}
+
+
+def test_no_statement_grants_a_wildcard_over_a_mutating_action(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    checked = 0
+    for owner, statement in statements(template):
+        checked += 1
+        if statement.get("Effect") != "Allow":
+            continue
+        assert "NotAction" not in statement, owner
+        assert "NotResource" not in statement, owner
+        for action in as_list(statement.get("Action", [])):
+            assert action not in ("*", "*:*"), (owner, statement)
+            wildcard = "*" in action or "?" in action
+            covered = [m for m in MUTATING if fnmatch.fnmatchcase(m.lower(), action.lower())]
+            assert not (wildcard and covered), (owner, action, covered)
+            assert not action.lower().startswith(("ecs:*", "autoscaling:*")), (owner, action)
+    assert checked >= 30  # every Lambda role, the state machine's, the key and queue policies
+
+
+def test_no_rule_matches_a_custom_source_when_test_events_are_off(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    patterns = [
+        EventPattern.load(json.dumps(rule["Properties"]["EventPattern"]))
+        for rule in template["Resources"].values()
+        if rule["Type"] == "AWS::Events::Rule"
+    ]
+    assert len(patterns) == 4
+    ours = {
+        "LifecycleTransition": lifecycle.TERMINATING,
+        "AutoScalingGroupName": GROUPS[0],
+        "LifecycleHookName": HOOK,
+        "EC2InstanceId": "i-0aaaaaaaaaaaaaaa1",
+        "LifecycleActionToken": "c0ffee00-0000-4000-8000-000000000001",
+    }
+    events = [
+        (lifecycle.SOURCE, lifecycle.DETAIL_TYPE, ours),
+        (spot.SOURCE, spot.DETAIL_TYPE, {"instance-id": "i-0aaaaaaaaaaaaaaa1"}),
+        (rebalance.SOURCE, rebalance.DETAIL_TYPE, {"instance-id": "i-0aaaaaaaaaaaaaaa1"}),
+    ]
+    for aws_source, detail_type, detail in events:
+        event = {"source": aws_source, "detail-type": detail_type, "detail": detail}
+        assert sum(p.matches_event(event) for p in patterns) == 1, detail_type
+        for custom in ("ecs-drainer.test", "my.app", "ecs-drainer"):
+            forged = {**event, "source": custom}
+            assert not any(p.matches_event(forged) for p in patterns), (custom, detail_type)
+
+
+def test_cdk_nag_fails_synthesis_on_a_wildcard_action(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    """The fixture synthesized cleanly with the AwsSolutions pack; a deliberate `autoscaling:*`
+    on the configured groups (resource-scoped, action-wide) makes it fail."""
+    config, _, _ = synthesized
+
+    def grant_all_autoscaling(tampered: DrainerStack) -> None:
+        tampered.functions["CompleteAction"].add_to_role_policy(
+            iam.PolicyStatement(actions=["autoscaling:*"], resources=tampered._group_arns())
+        )
+
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*IAM5\[Action::autoscaling:\*\]"):
+        synth(config, tamper=grant_all_autoscaling)
+
+
+def test_failed_drains_and_undelivered_events_raise_an_alarm_on_the_topic(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, stack, template = synthesized
+    resources = template["Resources"]
+
+    def ref(construct: Any) -> dict[str, str]:
+        return {"Ref": stack.resolve(stack.get_logical_id(construct.node.default_child))}
+
+    machine, topic = ref(stack.state_machine), ref(stack.topic)
+    queue_id = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"].endswith("Alarm")}
+    failed = alarms[stack.resolve(stack.get_logical_id(stack.failed_alarm.node.default_child))]
+    watched = {
+        query["MetricStat"]["Metric"]["MetricName"]: query["MetricStat"]
+        for query in failed["Metrics"]
+        if "MetricStat" in query
+    }
+    assert set(watched) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for stat in watched.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+        assert stat["Stat"] == "Sum"
+    (expression,) = [q for q in failed["Metrics"] if "Expression" in q]
+    assert expression["ReturnData"] is True
+    assert set(expression["Expression"].replace("+", " ").split()) == {
+        q["Id"] for q in failed["Metrics"] if "MetricStat" in q
+    }
+    assert (failed["Threshold"], failed["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    undelivered = alarms[
+        stack.resolve(stack.get_logical_id(stack.dead_letter_alarm.node.default_child))
+    ]
+    assert (undelivered["Namespace"], undelivered["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert undelivered["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+    ]
+    assert undelivered["Threshold"] == 1
+    for alarm in (failed, undelivered):
+        assert alarm["AlarmActions"] == [topic]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # Every rule dead-letters into the watched queue.
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Events::Rule":
+            (target,) = resource["Properties"]["Targets"]
+            assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # CloudWatch may use the topic's key, or the encrypted topic would swallow the alarm.
+    (key,) = [r for r in resources.values() if r["Type"] == "AWS::KMS::Key"]
+    assert any(
+        statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(statement["Action"]))
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+    )

@@ -1,48 +1,43 @@
 """The real orchestrator on moto and the simulated world, on the world's virtual clock.
 
-Provisioned from the stack's own sources: the ASL file with the stack's substitutions, the
-stack's event patterns, the Lambda code and the settings the stack writes. moto runs the state
-machine (its ASL interpreter) and DynamoDB/SNS; the world answers ECS and Auto Scaling; each
-Lambda invocation reaches the real handler in-process through moto's Lambda seam.
+Provisioned from the stack's own sources by sandbox.deployment (the ASL file with the stack's
+substitutions, the stack's event patterns, the Lambda code and the settings the stack writes),
+the same code that provisions the local sandbox (`make demo`). moto runs the state machine (its
+ASL interpreter) and DynamoDB/SNS; the world answers ECS and Auto Scaling; each Lambda invocation
+reaches the real handler in-process through moto's Lambda seam (sandbox.lambda_seam); EventBridge
+delivery is sandbox.eventbridge's.
 """
 
 from __future__ import annotations
 
-import importlib
-import io
 import json
-import threading
-import traceback
-import uuid
-import zipfile
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.events.models import EventPattern
-from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from sandbox.deployment import (
+    ACCOUNT,
+    CLAIMS_TABLE,
+    DEPLOYED_FUNCTIONS,
+    MOTO_CONFIG,
+    REGION,
+    activate,
+    deploy,
+    running_executions,
+)
+from sandbox.eventbridge import Delivery, EventBridge
+from sandbox.lambda_seam import LambdaSeam
 from stacks.config import DrainerConfig
-from stacks.definition import FUNCTIONS, render, substitutions
-from stacks.event_patterns import event_patterns
-from tests.conftest import install_settings
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
-CLAIMS_TABLE = "ecs-drainer-claims"
-HANDLERS = {function.name: function.handler for function in FUNCTIONS}
+__all__ = ["ACCOUNT", "CLAIMS_TABLE", "REGION", "Delivery", "Harness", "ScenarioRecord"]
 
 
-@dataclass
-class Delivery:
-    """One event EventBridge delivered to the state machine."""
-
-    rule: str
-    event: dict[str, Any]
-    execution_arn: str
+def _client(service: str) -> Any:
+    return boto3.client(service, region_name=REGION)
 
 
 @dataclass
@@ -57,90 +52,52 @@ class Harness:
     lambda_faults: dict[str, list[BaseException | str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_flight = 0  # events accepted by EventBridge, not yet delivered
         self._outcomes: list[dict[str, Any]] = []
-        self._patterns = {
-            name: EventPattern.load(json.dumps(pattern))
-            for name, pattern in event_patterns(self.config).items()
-        }
 
     # --- set-up ------------------------------------------------------------------------
     def __enter__(self) -> Harness:
-        self._mock = mock_aws(
-            config={
-                "stepfunctions": {"execute_state_machine": True},
-                "lambda": {"use_docker": False},
-            }
-        )
-        self._mock.start()
-        self._world_ctx = self.world.install()
-        self._world_ctx.__enter__()
-        self._original_invoke = LambdaSimpleBackend.invoke
-        harness = self
-
-        def invoke(backend, function_name, qualifier, body, headers, response_headers):
-            return harness._invoke(function_name, body, response_headers)
-
-        LambdaSimpleBackend.invoke = invoke
-        self._provision()
-        self.world.subscribe(self.deliver)
+        self._stack = ExitStack()
+        try:
+            self._set_up()
+        except BaseException:
+            self._stack.close()  # leave no mock or patch behind
+            raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        LambdaSimpleBackend.invoke = self._original_invoke
-        self._world_ctx.__exit__(*exc)
-        self._mock.stop()
-
-    def _provision(self) -> None:
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=CLAIMS_TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    def _set_up(self) -> None:
+        self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        self._stack.enter_context(self.world.install())
+        seam = LambdaSeam(
+            DEPLOYED_FUNCTIONS, self.invocations, self.lambda_faults, self.lambda_errors
         )
-        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(
-            Name="ecs-drainer-outcomes"
-        )["TopicArn"]
+        self._stack.enter_context(seam.installed())
+        self.deployment = deploy(self.config, _client)
+        activate(self.deployment)
+        self.topic_arn = self.deployment.topic_arn
+        self.state_machine_arn = self.deployment.state_machine_arn
         self.outcomes_queue = self._subscribe_queue()
-        install_settings(self.config, CLAIMS_TABLE, self.topic_arn)
-        role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName="ecs-drainer", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        lambdas = boto3.client("lambda", region_name=REGION)
-        arns = {}
-        for function in FUNCTIONS:
-            arns[function.name] = lambdas.create_function(
-                FunctionName=f"ecs-drainer-{function.name}",
-                Runtime="python3.13",
-                Role=role,
-                Handler=function.handler,
-                Code={"ZipFile": _empty_zip()},
-                Environment={
-                    "Variables": {
-                        "DRAINER_SETTINGS": self.config.lambda_settings(
-                            CLAIMS_TABLE, self.topic_arn
-                        )
-                    }
-                },
-            )["FunctionArn"]
-        self._function_names = {f"ecs-drainer-{name}": name for name in arns}
-        self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.state_machine_arn = self.sfn.create_state_machine(
-            name="ecs-drainer",
-            roleArn=role,
-            type="STANDARD",
-            definition=json.dumps(render(substitutions(arns))),
-        )["stateMachineArn"]
+        self.sfn = _client("stepfunctions")
+        self.eventbridge = EventBridge(
+            self.world.clock,
+            self.deployment.rules,
+            self.sfn,
+            _client("lambda"),
+            ACCOUNT,
+            REGION,
+            deliveries=self.deliveries,
+        )
+        self.world.subscribe(self.deliver)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)
 
     def _subscribe_queue(self) -> str:
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = _client("sqs")
         url = sqs.create_queue(QueueName="outcomes")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        boto3.client("sns", region_name=REGION).subscribe(
+        _client("sns").subscribe(
             TopicArn=self.topic_arn,
             Protocol="sqs",
             Endpoint=arn,
@@ -148,96 +105,24 @@ class Harness:
         )
         return url
 
-    # --- the Lambda seam -----------------------------------------------------------------
-    def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
-        name = self._function_names[function_name.rsplit(":", 1)[-1]]
-        with self._lock:
-            self.invocations[name] += 1
-            faults = self.lambda_faults.get(name)
-            fault = faults.pop(0) if faults else None
-        try:
-            if isinstance(fault, str):  # a Lambda service error, by its error name
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": fault, "errorMessage": "injected"}).encode()
-            if fault is not None:
-                raise fault
-            module_name, attribute = HANDLERS[name].rsplit(".", 1)
-            handler = getattr(importlib.import_module(module_name), attribute)
-            result = handler(json.loads(body), None)
-            return json.dumps(result).encode()
-        except Exception as error:  # what Lambda does with an unhandled exception
-            response_headers["x-amz-function-error"] = "Unhandled"
-            with self._lock:
-                self.lambda_errors.append(f"{name}: {type(error).__name__}: {error}")
-            return json.dumps(
-                {
-                    "errorType": type(error).__name__,
-                    "errorMessage": str(error),
-                    "stackTrace": traceback.format_exception(error)[-3:],
-                }
-            ).encode()
-
     # --- EventBridge -----------------------------------------------------------------------
     def deliver(self, event: dict[str, Any]) -> None:
         """EventBridge: asynchronous, so an event emitted inside an API call (a Lambda's
         TerminateInstanceInAutoScalingGroup starting a lifecycle action) is delivered after it."""
-        with self._lock:
-            self._in_flight += 1
-        self.world.clock.call_later(0, lambda: self._start_executions(event), "EventBridge")
-
-    def _start_executions(self, event: dict[str, Any]) -> None:
-        """Every rule whose pattern matches starts an execution with the event."""
-        for name, pattern in self._patterns.items():
-            if pattern.matches_event(event):
-                # A classic rule target cannot name executions: AWS names them at random
-                # (moto would name them all "None" and refuse the second one).
-                arn = self.sfn.start_execution(
-                    stateMachineArn=self.state_machine_arn,
-                    name=str(uuid.uuid4()),
-                    input=json.dumps(event),
-                )["executionArn"]
-                self.deliveries.append(Delivery(name, event, arn))
-        with self._lock:
-            self._in_flight -= 1
+        self.eventbridge.deliver(event)
 
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """PutEvents as AWS does it: `aws.*` sources refused, envelope filled in."""
-        results = []
-        for entry in entries:
-            if entry["Source"].startswith("aws."):
-                results.append(
-                    {
-                        "ErrorCode": "NotAuthorizedForSourceException",
-                        "ErrorMessage": "Not authorized for the source.",
-                    }
-                )
-                continue
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": entry["DetailType"],
-                "source": entry["Source"],
-                "account": ACCOUNT,
-                "time": self.world.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": REGION,
-                "resources": entry.get("Resources", []),
-                "detail": json.loads(entry["Detail"]),
-            }
-            self.deliver(event)
-            results.append({"EventId": event["id"]})
-        return results
+        return self.eventbridge.put_events(entries)
 
     # --- running -----------------------------------------------------------------------------
-    def _executions(self) -> list[Any]:
-        return stepfunctions_parser_backends[ACCOUNT][REGION]._get_executions()
-
     def running(self) -> int:
-        return sum(1 for execution in self._executions() if execution.status == "RUNNING")
+        return running_executions()
 
     def run(self, max_virtual_seconds: float = 3 * 86400, wall_timeout: float = 60.0) -> None:
         """Drive the clock until every execution has ended."""
         done = self.world.clock.run(
-            until=lambda: self.running() == 0 and self._in_flight == 0,
+            until=lambda: self.running() == 0 and self.eventbridge.in_flight == 0,
             active=self.running,
             max_virtual_seconds=max_virtual_seconds,
             wall_timeout=wall_timeout,
@@ -269,7 +154,7 @@ class Harness:
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Every outcome published to SNS so far, in order."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = _client("sqs")
         while True:
             batch = sqs.receive_message(QueueUrl=self.outcomes_queue, MaxNumberOfMessages=10)
             if not batch.get("Messages"):
@@ -345,10 +230,3 @@ class ScenarioRecord:
         lines.append(f"AWS API calls: {self.api_calls}")
         lines.append(f"tasks killed while running: {len(self.tasks_killed)}")
         return "\n".join(lines)
-
-
-def _empty_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.py", "# the harness runs the real handlers in-process\n")
-    return buffer.getvalue()

@@ -1,0 +1,143 @@
+"""The orchestrator's resources on moto, from the stack's own sources.
+
+What stacks/drainer_stack.py deploys, minus what moto cannot run or nobody here reads (KMS,
+alarms, X-Ray, dead-letter queues): the claims table, the outcome topic, one Lambda per
+stacks.definition function with the DRAINER_SETTINGS the stack writes, the state machine from
+the ASL file with the stack's substitutions, and the EventBridge rules from stacks.event_patterns.
+Used by the tests (mock_aws) and by the sandbox server (moto over HTTP) alike.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+from drainer import aws, settings
+from sandbox.endpoint import ACCOUNT, REGION, STATE_MACHINE_NAME
+from sandbox.eventbridge import Rule
+from stacks.config import DrainerConfig
+from stacks.definition import FUNCTIONS, RESCUE_FUNCTION, Function, render, substitutions
+from stacks.event_patterns import event_patterns, execution_failure_pattern
+
+CLAIMS_TABLE = "ecs-drainer-claims"
+TOPIC_NAME = "ecs-drainer-outcomes"
+FUNCTION_PREFIX = "ecs-drainer-"
+RESCUE_RULE = "ExecutionFailed"
+# moto: run executions (its ASL interpreter) and answer Lambda without Docker.
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+ClientFactory = Callable[[str], Any]  # service name -> boto3 client
+
+
+def function_name(function: Function) -> str:
+    return f"{FUNCTION_PREFIX}{function.name}"
+
+
+# Deployed function name -> Function, for the Lambda seam.
+DEPLOYED_FUNCTIONS = {function_name(f): f for f in (*FUNCTIONS, RESCUE_FUNCTION)}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    state_machine_arn: str
+    topic_arn: str
+    claims_table: str
+    settings: str  # the DRAINER_SETTINGS value every function gets
+    function_arns: dict[str, str]  # Function.name -> ARN
+    rules: list[Rule]
+
+
+def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(
+        TableName=CLAIMS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=CLAIMS_TABLE,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
+    )
+    topic_arn = client("sns").create_topic(Name=TOPIC_NAME)["TopicArn"]
+    values = config.lambda_settings(CLAIMS_TABLE, topic_arn)
+    role = client("iam").create_role(RoleName="ecs-drainer", AssumeRolePolicyDocument="{}")["Role"][
+        "Arn"
+    ]
+    lambdas, logs = client("lambda"), client("logs")
+    arns = {}
+    for name, function in DEPLOYED_FUNCTIONS.items():
+        arns[function.name] = lambdas.create_function(
+            FunctionName=name,
+            Description=f"ECS drainer: {function.description}",
+            Runtime="python3.13",
+            Role=role,
+            Handler=function.handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Timeout=function.timeout_seconds,
+            MemorySize=config.lambda_memory_mb,
+            Environment={"Variables": {"DRAINER_SETTINGS": values}},
+        )["FunctionArn"]
+        logs.create_log_group(logGroupName=log_group(function))
+    state_machine_arn = client("stepfunctions").create_state_machine(
+        name=STATE_MACHINE_NAME,
+        roleArn=role,
+        type="STANDARD",
+        definition=json.dumps(render(substitutions(arns))),
+    )["stateMachineArn"]
+    rules = [
+        Rule(name, pattern, state_machine_arn) for name, pattern in event_patterns(config).items()
+    ]
+    rules.append(
+        Rule(RESCUE_RULE, execution_failure_pattern(state_machine_arn), arns[RESCUE_FUNCTION.name])
+    )
+    _put_rules(client("events"), config.stack_name, rules, role)
+    return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, rules)
+
+
+def log_group(function: Function) -> str:
+    return f"/aws/lambda/{function_name(function)}"
+
+
+def _put_rules(events: Any, stack_name: str, rules: list[Rule], role: str) -> None:
+    """The rules on moto's default bus too, so `aws events list-rules` shows them."""
+    for rule in rules:
+        name = f"{stack_name}-{rule.name}Rule"
+        events.put_rule(
+            Name=name,
+            EventPattern=json.dumps(rule.pattern),
+            Description=f"ECS drainer: {rule.name}",
+        )
+        events.put_targets(
+            Rule=name, Targets=[{"Id": "Target0", "Arn": rule.target_arn, "RoleArn": role}]
+        )
+
+
+def activate(deployment: Deployment) -> None:
+    """Give the in-process handlers the deployment's settings; fresh clients for a new endpoint.
+
+    Every function gets the same DRAINER_SETTINGS, so one process-wide value serves them all.
+    """
+    os.environ["DRAINER_SETTINGS"] = deployment.settings
+    settings.settings.cache_clear()
+    aws.client.cache_clear()
+
+
+def running_executions() -> int:
+    """How many executions moto is running (the clock driver's count of actors)."""
+    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    return sum(1 for execution in backend._get_executions() if execution.status == "RUNNING")
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "# the Lambda seam runs the real handlers in-process\n")
+    return buffer.getvalue()

@@ -1,0 +1,170 @@
+"""EventBridge as the orchestrator meets it: PutEvents, and rule → target delivery.
+
+moto's events backend accepts `aws.*` sources that AWS refuses and never delivers to Step
+Functions targets (TOOLING.md). This module does both as AWS does, once, for the tests
+(tests/harness.py) and for the sandbox server (which routes moto's PutEvents here).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.events.models import EventPattern
+
+from tests.world.clock import VirtualClock
+
+STATE_MACHINE_ARN_PART = ":states:"
+EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # EventBridge writes whole seconds
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule on the default bus with its one target, as the stack creates them."""
+
+    name: str  # the pattern's name in stacks.event_patterns, e.g. "LifecycleTerminate"
+    pattern: dict[str, Any]
+    target_arn: str  # a state machine or a Lambda function
+
+
+@dataclass
+class Delivery:
+    """One event EventBridge delivered to the state machine."""
+
+    rule: str
+    event: dict[str, Any]
+    execution_arn: str
+
+
+class EventBridge:
+    """The default event bus: `put_events` for callers, `deliver` for AWS's own events.
+
+    Delivery is asynchronous, as in AWS: an event emitted inside an API call (a Lambda's
+    TerminateInstanceInAutoScalingGroup starting a lifecycle action) reaches the targets after
+    that call, on the virtual clock's next turn. `in_flight` counts events not yet delivered.
+    """
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        rules: list[Rule],
+        sfn: Any,
+        lambdas: Any,
+        account: str,
+        region: str,
+        deliveries: list[Delivery] | None = None,
+        on_accepted: Callable[[dict[str, Any]], object] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.rules = [(rule, EventPattern.load(json.dumps(rule.pattern))) for rule in rules]
+        self.sfn = sfn
+        self.lambdas = lambdas
+        self.account = account
+        self.region = region
+        self.deliveries = deliveries if deliveries is not None else []
+        self.on_accepted = on_accepted
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # --- PutEvents -------------------------------------------------------------------------
+    def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """PutEvents' result entries: `aws.*` sources refused, accepted events enveloped and
+        delivered. A refused entry does not fail the call (FailedEntryCount counts it)."""
+        results = []
+        for entry in entries:
+            problem = _refusal(entry)
+            if problem is not None:
+                results.append(problem)
+                continue
+            event = self.envelope(entry)
+            if self.on_accepted is not None:
+                self.on_accepted(event)
+            self.deliver(event)
+            results.append({"EventId": event["id"]})
+        return results
+
+    def envelope(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """The event as rules and targets see it: the entry plus id, time, account, region."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": entry["DetailType"],
+            "source": entry["Source"],
+            "account": self.account,
+            "time": _event_time(entry.get("Time"), self.clock.now()),
+            "region": self.region,
+            "resources": list(entry.get("Resources") or []),
+            "detail": json.loads(entry["Detail"]),
+        }
+
+    # --- delivery --------------------------------------------------------------------------
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Hand an event to the bus; its rules' targets receive it on the clock's next turn."""
+        with self._lock:
+            self._in_flight += 1
+        self.clock.call_later(0, lambda: self._dispatch(event), "EventBridge")
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        try:
+            for rule, pattern in self.rules:
+                if pattern.matches_event(event):
+                    self._send(rule, event)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _send(self, rule: Rule, event: dict[str, Any]) -> None:
+        payload = json.dumps(event)
+        if STATE_MACHINE_ARN_PART in rule.target_arn:
+            # A classic rule target cannot name executions: AWS names them at random
+            # (moto would name them all "None" and refuse the second one).
+            arn = self.sfn.start_execution(
+                stateMachineArn=rule.target_arn, name=str(uuid.uuid4()), input=payload
+            )["executionArn"]
+            self.deliveries.append(Delivery(rule.name, event, arn))
+        else:  # a Lambda function: EventBridge invokes it asynchronously
+            self.lambdas.invoke(
+                FunctionName=rule.target_arn, InvocationType="Event", Payload=payload
+            )
+
+
+def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:
+    """The failed result entry for an entry AWS would not accept, else None."""
+    for field in ("Source", "DetailType", "Detail"):
+        if not entry.get(field):
+            return {
+                "ErrorCode": "InvalidArgument",
+                "ErrorMessage": f"Parameter {field} is not valid. Reason: {field} is a required "
+                "argument.",
+            }
+    if str(entry["Source"]).startswith("aws."):
+        # AWS-FACTS.md: only AWS services put `aws.*` events; the call itself succeeds.
+        return {
+            "ErrorCode": "NotAuthorizedForSourceException",
+            "ErrorMessage": "Not authorized for the source.",
+        }
+    try:
+        detail = json.loads(entry["Detail"])
+    except (TypeError, ValueError):
+        detail = None
+    if not isinstance(detail, dict):
+        return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
+    return None
+
+
+def _event_time(value: Any, now: datetime) -> str:
+    """PutEvents' optional Time (a datetime, or epoch seconds on the wire), else now."""
+    if isinstance(value, datetime):
+        now = value if value.tzinfo else value.replace(tzinfo=UTC)
+    elif isinstance(value, int | float):
+        now = datetime.fromtimestamp(value, UTC)
+    return now.astimezone(UTC).strftime(EVENT_TIME_FORMAT)

@@ -1,4 +1,4 @@
-"""The orchestrator on this machine, no AWS account needed (README-SANDBOX.md).
+"""The orchestrator on this machine, no AWS account needed (docs/SANDBOX.md).
 
 `make demo` (sandbox.demo) and `make sandbox` (sandbox.server) run a local AWS endpoint: moto in
 server mode plus the simulated ECS / Auto Scaling / Spot world of tests/world, on a virtual clock.

@@ -115,7 +115,7 @@ def run_demo(
     verdict = "as documented" if result.ok else "NOT as documented"
     steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.phases.items())
     say(f"demo: outcomes {verdict}; {result.wall_seconds:.1f} s wall ({steps})")
-    say("demo: `make sandbox` keeps an endpoint running for you (sandbox/README-SANDBOX.md)")
+    say("demo: `make sandbox` keeps an endpoint running for you (README.md, docs/SANDBOX.md)")
     return result
 
 

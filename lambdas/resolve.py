@@ -8,7 +8,7 @@ from typing import Any
 from drainer import log, progress
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
-from drainer.lifecycle_action import not_ours_because
+from drainer.lifecycle_action import lifecycle_state, not_ours_because
 from drainer.parsers import parse_event, salvage
 from drainer.request import (
     INVALID,
@@ -48,7 +48,7 @@ def resolve(raw: Any, execution_arn: str | None, config: Settings, now: datetime
     request.dry_run = config.dry_run
     target = None
     if request.kind == LIFECYCLE:
-        ours = _our_action(request, config)
+        ours = _our_action(request, config) and _action_is_live(request)
         if ours:
             ceiling = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
             request.deadline = iso(parse_iso(request.event_time) + timedelta(seconds=ceiling))
@@ -86,6 +86,19 @@ def _our_action(request: DrainRequest, config: Settings) -> bool:
     if problem:
         request.problem = request.problem or problem
     return problem is None
+
+
+def _action_is_live(request: DrainRequest) -> bool:
+    """Refuse a lifecycle event for an instance Auto Scaling reports InService: it has no live
+    terminate action, so the event is stale or forged (a test-source event is written by hand),
+    and draining would take a healthy instance's tasks away for nothing."""
+    if lifecycle_state(request.instance_id) != "InService":
+        return True
+    request.problem = (
+        f"instance {request.instance_id} is InService: no terminate lifecycle action is live for "
+        "it, so the event is stale or forged; nothing was drained"
+    )
+    return False
 
 
 def _rebalance_route(request: DrainRequest, config: Settings) -> str:

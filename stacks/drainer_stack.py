@@ -220,6 +220,8 @@ class DrainerStack(Stack):
         allow = self._allow
         allow("Resolve", ["ecs:ListContainerInstances"], cluster_arns)
         allow("Resolve", ["ecs:DescribeContainerInstances"], instance_arns)
+        # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
+        allow("Resolve", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
         allow("StartDrain", ["ecs:UpdateContainerInstancesState"], instance_arns)
         for name in ("PollTasks", "StopTasks"):
             allow(name, ["ecs:ListTasks"], instance_arns)
@@ -366,12 +368,13 @@ class DrainerStack(Stack):
             ),
             "Reads the history of this drainer's own executions only; execution names are random.",
         )
-        self._acknowledge(
-            self.functions["ReplaceInstance"].role,
-            "Resource::*",
-            "DescribeAutoScalingInstances is read-only and supports no "
-            "resource-level permissions (Service Authorization Reference).",
-        )
+        for name in ("Resolve", "ReplaceInstance"):
+            self._acknowledge(
+                self.functions[name].role,
+                "Resource::*",
+                "DescribeAutoScalingInstances is read-only and supports no "
+                "resource-level permissions (Service Authorization Reference).",
+            )
         for role in (self.functions["ReportOutcome"].role, rescue_role):
             self._acknowledge(
                 role,

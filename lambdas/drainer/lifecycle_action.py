@@ -96,3 +96,13 @@ def complete_if_ours(
         )
         return {"completed": False, "alreadyEnded": False, "result": None}
     return complete(request)
+
+
+def lifecycle_state(instance_id: str | None) -> str | None:
+    """The instance's Auto Scaling lifecycle state (e.g. InService, Terminating:Wait), or None
+    when Auto Scaling does not know it."""
+    if not instance_id:
+        return None
+    found = call("autoscaling", "describe_auto_scaling_instances", InstanceIds=[instance_id])
+    instances = found.get("AutoScalingInstances", [])
+    return instances[0].get("LifecycleState") if instances else None

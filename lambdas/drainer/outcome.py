@@ -36,7 +36,8 @@ OUTCOMES = {
     "replacement-skipped": "rebalance recommendation: instance not replaceable (see detail)",
     "not-ours": "the instance is in none of the configured clusters",
     "duplicate": "another execution already handles this event",
-    "invalid-event": "the event could not be used (see detail); any lifecycle action completed",
+    "invalid-event": "the event could not be used (see problem); nothing drained; an action of "
+    "ours it still identified was completed",
     FAILED: "the drain failed (see error); the lifecycle action was completed by the rescue path",
 }
 
@@ -56,7 +57,9 @@ def outcome_name(state: dict[str, Any]) -> str:
     if route == ROUTE_IGNORE:
         return "rebalance-ignored"
     if route == ROUTE_FINISH:
-        return "not-ours"
+        # A lifecycle event refused with a reason (other group, no live action) is unusable;
+        # an account-wide event for someone else's instance is simply not ours.
+        return "invalid-event" if request.get("problem") else "not-ours"
     if route == ROUTE_REBALANCE_DRAIN:
         return "rebalance-draining"
     if route == ROUTE_REBALANCE_REPLACE:

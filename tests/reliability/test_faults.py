@@ -83,7 +83,10 @@ def test_throttling_burst_during_an_instance_refresh(config: DrainerConfig) -> N
     world, victims = drain_world(config, victims=3, spares=3, tasks=2)
     with Harness(world, config) as harness:
         world.ecs.set_throttle(1.0, burst=2)  # per operation, as ECS throttles
-        world.asg.set_throttle(0.1, burst=1)  # one bucket for every Auto Scaling call
+        # One bucket for every Auto Scaling call, from after the drains started: throttled
+        # lifecycle-state reads at the start would spread the drains out (jittered retries)
+        # and the ECS burst this test wants would not happen.
+        world.call_later(5, lambda: world.asg.set_throttle(0.1, burst=1))
         for victim in victims:
             world.asg.scale_in(GROUP, victim)
         record = finish(harness, name)

@@ -19,7 +19,6 @@ from typing import Any
 
 import boto3
 import complete_action
-import pytest
 import rescue_execution
 import resolve as resolve_lambda
 from hypothesis import HealthCheck, example, given, settings
@@ -209,7 +208,7 @@ def _logs(text: str) -> list[dict[str, Any]]:
 def _assert_no_foreign_writes(world: World, first_call: int) -> None:
     for call in world.api_calls[first_call:]:
         assert not (call.service == "ecs" and call.operation in MUTATING_ECS), call
-        if call.service == "autoscaling":
+        if call.service == "autoscaling" and not call.operation.startswith("Describe"):
             assert call.operation == "CompleteLifecycleAction", call
             assert call.params["AutoScalingGroupName"] == GROUP, call.params
             assert call.params["LifecycleHookName"] == HOOK, call.params
@@ -324,7 +323,6 @@ GAP_FORGED = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=f"known gap: {GAP_FORGED}")
 def test_forged_lifecycle_event_for_a_healthy_instance_is_not_drained() -> None:
     world = _world()
     healthy = world.add_instance(cluster=CLUSTER, group=GROUP)  # in service, not terminating
@@ -341,7 +339,9 @@ def test_forged_lifecycle_event_for_a_healthy_instance_is_not_drained() -> None:
     tally.case("Resolve + CompleteAction handlers")
     if resolved["request"]["route"] == req.ROUTE_LIFECYCLE:
         tally.gap(GAP_FORGED)
-    assert resolved["request"]["route"] != req.ROUTE_LIFECYCLE
+    assert resolved["request"]["route"] == req.ROUTE_FINISH
+    assert "InService" in resolved["request"]["problem"]
+    assert "ecs:UpdateContainerInstancesState" not in world.api_call_counts()
 
 
 # --- layer 3: the real state machine, a few batches ---------------------------------------------

@@ -292,32 +292,39 @@ class DrainerStack(Stack):
             label="Failed, timed-out or aborted drains",
             period=period,
         )
-        action = cloudwatch_actions.SnsAction(self.topic)
-        self.failed_alarm = failed.create_alarm(
-            self,
+        self.failed_alarm = self._alarm_on_any(
+            failed,
             "DrainFailedAlarm",
-            alarm_description="An ECS drain execution failed, timed out or was aborted. "
-            "Its lifecycle action was completed by the rescue path; see "
-            "docs/RUNBOOK.md.",
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            "An ECS drain execution failed, timed out or was aborted. Its lifecycle action was "
+            "completed by the rescue path; see docs/RUNBOOK.md.",
         )
-        self.failed_alarm.add_alarm_action(action)
-        self.dead_letter_alarm = self.dead_letters.metric_approximate_number_of_messages_visible(
-            period=period, statistic="Maximum"
-        ).create_alarm(
-            self,
+        self.dead_letter_alarm = self._alarm_on_any(
+            self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=period, statistic="Maximum"
+            ),
             "UndeliveredEventsAlarm",
-            alarm_description="EventBridge could not start a drain; the event is in the "
-            "dead-letter queue. See docs/RUNBOOK.md.",
+            "EventBridge could not start a drain; the event is in the dead-letter queue. "
+            "See docs/RUNBOOK.md.",
+        )
+
+    def _alarm_on_any(
+        self,
+        metric: cloudwatch.Metric | cloudwatch.MathExpression,
+        construct_id: str,
+        description: str,
+    ) -> cloudwatch.Alarm:
+        """An alarm that fires on the first occurrence and notifies the outcome topic."""
+        alarm = metric.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.dead_letter_alarm.add_alarm_action(action)
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+        return alarm
 
     def _acknowledge_nag_findings(self) -> None:
         """cdk-nag AwsSolutions findings, each acknowledged where it arises, with its reason."""

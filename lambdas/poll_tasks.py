@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Any
 
 from drainer import log, progress
+from drainer.aws import Throttled
 from drainer.clock import utcnow
 from drainer.ecs import InstanceGone, snapshot
 from drainer.request import DrainRequest
@@ -30,6 +32,14 @@ def poll(
     except InstanceGone as gone:
         log.warning("container instance gone", detail=str(gone), instanceId=request.instance_id)
         tasks = None
+    except Throttled as throttled:
+        log.warning(
+            "poll throttled; polling again later",
+            detail=str(throttled),
+            instanceId=request.instance_id,
+            executionArn=execution_arn,
+        )
+        return progress.after_throttling(request, current, config, now, random.random())
     result = progress.decide(request, current, tasks, config, now)
     log.info(
         "polled",

@@ -20,10 +20,10 @@ def settings(config):
     return install_settings(config)
 
 
-def lifecycle_request(**extra) -> DrainRequest:
+def lifecycle_request(instance_id: str = "i-0aaaaaaaaaaaaaaa1", **extra) -> DrainRequest:
     return DrainRequest(
         kind=LIFECYCLE,
-        instance_id="i-0aaaaaaaaaaaaaaa1",
+        instance_id=instance_id,
         reason="scale-in",
         event_id="e",
         event_time=iso(START),
@@ -172,3 +172,28 @@ def test_a_fraction_of_a_second_left_cannot_spin_the_loop(settings):
         request, almost, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=115.6)
     )
     assert final["verdict"] == progress.CEILING
+
+
+def test_lifecycle_drains_of_one_refresh_poll_out_of_phase(settings):
+    waits = {
+        progress.first_wait(
+            lifecycle_request(instance_id=f"i-0aaaaaaaaaaaaa{n:03x}"), settings, START
+        )
+        for n in range(200)
+    }
+    interval = settings.poll_interval_seconds
+    assert min(waits) >= interval and max(waits) < 2 * interval
+    assert len(waits) > interval // 2  # spread over the interval, not all on one second
+
+
+def test_a_throttled_poll_waits_instead_of_failing(settings):
+    request = lifecycle_request()
+    state = progress.initial(request, None, settings, START)
+    result = progress.after_throttling(request, state, settings, START + timedelta(seconds=40), 0.5)
+    assert result["verdict"] == progress.WAIT
+    assert result["throttledPolls"] == 1
+    assert result["nextWaitSeconds"] == settings.poll_interval_seconds * 3 // 2
+    late = progress.after_throttling(
+        request, state, settings, START + timedelta(hours=47, minutes=55), 0.5
+    )
+    assert late["verdict"] == progress.CEILING  # throttling never carries a drain past it

@@ -6,6 +6,7 @@ The verdicts are the values the state machine's Choice states branch on.
 from __future__ import annotations
 
 import math
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -65,12 +66,14 @@ def seconds_left(request: DrainRequest, now: datetime) -> float | None:
 
 
 def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
-    interval = (
-        settings.spot_poll_interval_seconds
-        if request.kind == SPOT
-        else settings.poll_interval_seconds
-    )
-    return _capped(interval, seconds_left(request, now))
+    """The first poll's wait. Lifecycle drains add a per-instance phase (0 to one interval,
+    from the instance id): 500 instances of one refresh then poll spread over the interval
+    instead of all at once against ECS's token buckets. Spot keeps its short fixed wait."""
+    if request.kind == SPOT:
+        return _capped(settings.spot_poll_interval_seconds, seconds_left(request, now))
+    interval = settings.poll_interval_seconds
+    phase = zlib.crc32((request.instance_id or "").encode()) % interval
+    return _capped(interval + phase, seconds_left(request, now))
 
 
 def _capped(interval: int, left: float | None) -> int:
@@ -119,6 +122,38 @@ def decide(
         progress["verdict"] = HEARTBEAT
     elif tasks.standalone and _standalone_stop_due(request, settings, elapsed):
         progress["verdict"] = STOP_STANDALONE
+    else:
+        progress["verdict"] = WAIT
+    return progress
+
+
+def after_throttling(
+    request: DrainRequest,
+    progress: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+    jitter: float,
+) -> dict[str, Any]:
+    """ECS throttled the poll: no snapshot this time, so "not yet" rather than an error.
+
+    The loop already runs until the ceiling; failing the step instead would, once the Task's
+    Retry gave up, send a healthy drain down the rescue path (seen in a 500-instance refresh).
+    The next wait is stretched by `jitter` (0–1) of an interval to spread the retries; the
+    ceiling and heartbeats still apply.
+    """
+    progress = {**progress, "throttledPolls": progress.get("throttledPolls", 0) + 1}
+    elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
+    left = seconds_left(request, now)
+    if request.kind == SPOT:
+        interval = settings.spot_poll_interval_seconds
+    else:
+        interval = schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
+    progress["nextWaitSeconds"] = _capped(interval + int(jitter * interval), left)
+    if left is not None and left <= 0:
+        alive = (progress.get("tasks") or {}).get("alive", 0)
+        progress.update(verdict=CEILING, tasksCutShort=alive)
+    elif request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
+        progress["verdict"] = HEARTBEAT
     else:
         progress["verdict"] = WAIT
     return progress

@@ -83,6 +83,10 @@ def test_throttling_burst_during_an_instance_refresh(config: DrainerConfig) -> N
     world, victims = drain_world(config, victims=3, spares=3, tasks=2)
     with Harness(world, config) as harness:
         world.ecs.set_throttle(1.0, burst=2)  # per operation, as ECS throttles
+        # The drains poll out of phase (as they should), so add a burst over the bucket too.
+        world.call_later(
+            40, lambda: world.inject_faults("ecs", "ListTasks", code="ThrottlingException", count=6)
+        )
         # One bucket for every Auto Scaling call, from after the drains started: throttled
         # lifecycle-state reads at the start would spread the drains out (jittered retries)
         # and the ECS burst this test wants would not happen.

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "lambdas"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+from tools.offline import ROOT, prepare_process
 
-os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
-    AWS_SESSION_TOKEN="testing",
-    AWS_DEFAULT_REGION="us-east-1",
-    AWS_REGION="us-east-1",
-    # Throttling must reach the state machine's Retry, as it does after the SDK's own attempts.
-    DRAINER_SDK_MAX_ATTEMPTS="1",
-)
-for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-    os.environ.pop(variable, None)
+prepare_process()
 
 from drainer import aws, settings  # noqa: E402
 from stacks.config import DrainerConfig, load_config  # noqa: E402

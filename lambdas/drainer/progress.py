@@ -95,10 +95,7 @@ def decide(
     progress = {**progress, "polls": progress["polls"] + 1}
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
     left = seconds_left(request, now)
-    if request.kind == SPOT:
-        interval = settings.spot_poll_interval_seconds
-    else:
-        interval = schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
+    interval = _poll_interval(request, progress, settings, elapsed)
     progress["nextWaitSeconds"] = _capped(interval, left)
 
     if tasks is None:
@@ -144,10 +141,7 @@ def after_throttling(
     progress = {**progress, "throttledPolls": progress.get("throttledPolls", 0) + 1}
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
     left = seconds_left(request, now)
-    if request.kind == SPOT:
-        interval = settings.spot_poll_interval_seconds
-    else:
-        interval = schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
+    interval = _poll_interval(request, progress, settings, elapsed)
     progress["nextWaitSeconds"] = _capped(interval + int(jitter * interval), left)
     if left is not None and left <= 0:
         alive = (progress.get("tasks") or {}).get("alive", 0)
@@ -157,6 +151,15 @@ def after_throttling(
     else:
         progress["verdict"] = WAIT
     return progress
+
+
+def _poll_interval(
+    request: DrainRequest, progress: dict[str, Any], settings: Settings, elapsed: float
+) -> int:
+    """Spot polls at its short fixed interval; other drains follow the back-off schedule."""
+    if request.kind == SPOT:
+        return settings.spot_poll_interval_seconds
+    return schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
 
 
 def _heartbeat_due(progress: dict[str, Any], settings: Settings, now: datetime) -> bool:

@@ -7,19 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 from drainer.outcome import OUTCOMES
-from stacks.config import DrainerConfig, validate
+from stacks.config import DrainerConfig
 from tests.harness import Harness, ScenarioRecord
 from tests.reliability import tally
+from tests.test_scenarios import with_settings  # noqa: F401 - re-exported for the tests here
 from tests.world import World
 
 CLUSTER, GROUP = "demo", "demo-asg"
 # Bounds no drain of these scenarios comes near: a drain that retried forever would hit them.
 MAX_VIRTUAL_SECONDS = 6 * 3600
 MAX_TRANSITIONS = 400
-
-
-def with_settings(config: DrainerConfig, **changes: Any) -> DrainerConfig:
-    return validate({**config.model_dump(), **changes})
 
 
 def drain_world(

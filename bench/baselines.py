@@ -45,9 +45,6 @@ from drainer.schedule import (
 from stacks.config import ConfigError, DrainerConfig, validate
 
 FIXED_POLL_SECONDS = 30
-# A drain to the ceiling also passes "Ceiling: apply straggler policy" and "Ceiling: let
-# stragglers stop", which drain_cost's TRANSITIONS_FIXED leaves out (its event count has margin).
-CEILING_STATES = 2
 
 
 # --- (a) fixed 30-second poll ----------------------------------------------------------------
@@ -76,12 +73,12 @@ def computed_ceiling_drain(drainer: str, config: DrainerConfig) -> DrainMeasure:
     uses (drainer.schedule.drain_cost). Marked as failing if it would exceed the quota."""
     heartbeat_every = config.heartbeat_timeout_seconds // 3
     seconds = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
-    cost = drain_cost(config.poll_schedule, seconds, heartbeat_every)
+    cost = drain_cost(config.poll_schedule, seconds, heartbeat_every, to_ceiling=True)
     measure = DrainMeasure(
         drainer=drainer,
         kind="48 h ceiling",
         outcome=None,
-        transitions=cost.state_transitions + CEILING_STATES,
+        transitions=cost.state_transitions,
         history_events=cost.history_events,
         lambda_invocations=cost.polls + cost.heartbeats + 6,  # + resolve … report, stragglers
         # three per poll and one more snapshot before StopTask; locate (2), DRAINING,
@@ -106,7 +103,7 @@ def seconds_until_quota(config: DrainerConfig, heartbeat_every: int) -> float:
     low, high = 0, MAX_LIFECYCLE_SECONDS
     while high - low > 1:
         middle = (low + high) // 2
-        events = drain_cost(config.poll_schedule, middle, heartbeat_every).history_events
+        events = drain_cost(config.poll_schedule, middle, heartbeat_every, True).history_events
         low, high = (middle, high) if events <= HISTORY_EVENT_QUOTA else (low, middle)
     return float(low)
 

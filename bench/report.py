@@ -152,22 +152,21 @@ def judge(result: BenchResult) -> list[Floor]:
 
 
 def five_minute_floor(sample: list[int]) -> Floor:
-    """Judged on the typical 5-minute drain (the sample's median); the worst is shown too."""
-    typical, worst = statistics.median(sample), max(sample)
+    """Judged on the worst 5-minute drain: a floor holds for every instance, not the typical one."""
+    worst = max(sample)
     over = sum(1 for n in sample if n >= 40)
     why = ""
     if over:
         why = (
             f"{over} of {len(sample)} instances cost {worst}: each 30-s poll costs 3 transitions "
-            "(Wait, Poll, Choice) on top of 8 fixed ones, and a drain that ends just after one "
-            "of its instance's polls needs an 11th; two fewer fixed transitions (e.g. claiming "
-            "inside Resolve, dropping the Claim Task and its 'duplicate?' Choice) would keep "
-            "every 5-minute drain under 40"
+            "(Wait, Poll, Choice) on top of the fixed ones, and a drain that ends just after one "
+            "of its instance's polls needs one more poll"
         )
     return Floor(
         "5-minute drain: < 40 state transitions",
-        f"median {typical:g} over {len(sample)} instances (min {min(sample)}, max {worst})",
-        "PASS" if typical < 40 else "FAIL",
+        f"max {worst} over {len(sample)} instances (min {min(sample)}, "
+        f"median {statistics.median(sample):g})",
+        "PASS" if worst < 40 else "FAIL",
         why,
     )
 

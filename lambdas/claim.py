@@ -1,4 +1,7 @@
-"""Lambda: claim the drain so that a duplicate event ends as a duplicate."""
+"""Lambda: claim a Spot drain (after DRAINING) so that a duplicate warning ends as a duplicate.
+
+Lifecycle and rebalance drains are claimed by Resolve (lambdas/resolve.py).
+"""
 
 from __future__ import annotations
 

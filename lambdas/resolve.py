@@ -1,4 +1,11 @@
-"""Lambda: turn a raw EventBridge event into a drain request and find its container instance."""
+"""Lambda: turn a raw EventBridge event into a drain request, find its container instance and,
+for a lifecycle or rebalance drain, claim it.
+
+Claiming here rather than in a Task of its own saves a lifecycle drain two state transitions
+(the Claim Task and its "duplicate?" Choice): "Route by event kind" sends a duplicate straight
+to "Report outcome". A Spot drain claims after DRAINING instead, so that nothing, not even a
+DynamoDB write, stands between the two-minute warning and DRAINING.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from drainer import log, progress
+from drainer.claims import claim
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
 from drainer.lifecycle_action import lifecycle_state, not_ours_because
@@ -28,12 +36,16 @@ from drainer.request import (
 from drainer.schedule import ceiling_seconds
 from drainer.settings import Settings, settings
 
+# Routes whose drain is claimed here; the Spot route claims after DRAINING ("Spot: claim").
+CLAIMED_ROUTES = frozenset({ROUTE_LIFECYCLE, ROUTE_REBALANCE_DRAIN, ROUTE_REBALANCE_REPLACE})
+UNCLAIMED = {"duplicate": False, "key": None, "owner": None}
+
 
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    return resolve(event.get("event"), event.get("executionArn"), settings(), utcnow())
+    return resolve(event.get("event"), event["executionArn"], settings(), utcnow())
 
 
-def resolve(raw: Any, execution_arn: str | None, config: Settings, now: datetime) -> dict[str, Any]:
+def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> dict[str, Any]:
     try:
         request = parse_event(raw, config.test_event_source, now)
     except EventError as problem:
@@ -66,6 +78,9 @@ def resolve(raw: Any, execution_arn: str | None, config: Settings, now: datetime
             request.route = request.route if target else ROUTE_FINISH
     elif request.kind == INVALID and _our_action(request, config):
         request.route = ROUTE_COMPLETE_ONLY  # never leave an action open, even on a bad event
+    held = dict(UNCLAIMED)
+    if request.route in CLAIMED_ROUTES:
+        held = claim(config.claims_table, request, execution_arn, now)
     log.info(
         "resolved drain request",
         executionArn=execution_arn,
@@ -73,11 +88,13 @@ def resolve(raw: Any, execution_arn: str | None, config: Settings, now: datetime
         kind=request.kind,
         route=request.route,
         cluster=(target or {}).get("cluster"),
+        duplicate=held["duplicate"],
     )
     return {
         "request": request.to_state(),
         "target": target,
         "progress": progress.initial(request, target, config, now),
+        "claim": held,  # always present: "Route by event kind" tests $.claim.duplicate
     }
 
 

@@ -54,8 +54,8 @@ class Deployment:
     rules: list[Rule]
 
 
-def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
-    dynamodb = client("dynamodb")
+def create_claims_table(dynamodb: Any) -> str:
+    """The claims table as the stack declares it: key `pk`, TTL on `expiresAt`."""
     dynamodb.create_table(
         TableName=CLAIMS_TABLE,
         BillingMode="PAY_PER_REQUEST",
@@ -66,6 +66,11 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
         TableName=CLAIMS_TABLE,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"},
     )
+    return CLAIMS_TABLE
+
+
+def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
+    create_claims_table(client("dynamodb"))
     topic_arn = client("sns").create_topic(Name=TOPIC_NAME)["TopicArn"]
     values = config.lambda_settings(CLAIMS_TABLE, topic_arn)
     role = client("iam").create_role(RoleName="ecs-drainer", AssumeRolePolicyDocument="{}")["Role"][

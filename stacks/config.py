@@ -162,7 +162,9 @@ class DrainerConfig(BaseModel):
                 f"heartbeat_timeout_seconds ({heartbeat_every} s): heartbeats could come too late; "
                 f"lower it to ≤ {heartbeat_every} or raise heartbeat_timeout_seconds"
             )
-        cost = drain_cost(self.poll_schedule, self.max_drain_seconds, heartbeat_every)
+        cost = drain_cost(
+            self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
+        )
         if cost.history_events > HISTORY_EVENT_BUDGET:
             raise ValueError(
                 f"a drain to max_drain_seconds={self.max_drain_seconds} would write "

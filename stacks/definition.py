@@ -33,9 +33,11 @@ class Function:
 
 FUNCTIONS: tuple[Function, ...] = (
     Function(
-        "Resolve", "resolve.handler", "Parse an event into a drain request; find the instance"
+        "Resolve",
+        "resolve.handler",
+        "Parse an event into a drain request; find the instance; claim a lifecycle/rebalance drain",
     ),
-    Function("Claim", "claim.handler", "Claim a drain so duplicates end as duplicates"),
+    Function("Claim", "claim.handler", "Claim a Spot drain so duplicates end as duplicates"),
     Function("StartDrain", "start_drain.handler", "Set the container instance to DRAINING"),
     Function("PollTasks", "poll_tasks.handler", "Count tasks still alive; decide the next step"),
     Function("RecordHeartbeat", "record_heartbeat.handler", "Record a lifecycle heartbeat"),

@@ -233,7 +233,8 @@ class DrainerStack(Stack):
         allow("ReplaceInstance", ["autoscaling:TerminateInstanceInAutoScalingGroup"], group_arns)
         # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
         allow("ReplaceInstance", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
-        allow("Claim", ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
+        for name in ("Resolve", "Claim"):  # Resolve claims lifecycle and rebalance drains
+            allow(name, ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
         allow("ReportOutcome", ["dynamodb:UpdateItem"], [self.claims.table_arn])
         self.topic.grant_publish(self.functions["ReportOutcome"])
 

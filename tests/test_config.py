@@ -10,7 +10,10 @@ from stacks.config import ConfigError, DrainerConfig, load_config, validate
 
 def test_shipped_file_is_valid_and_fits_the_history_quota(config: DrainerConfig):
     cost = drain_cost(
-        config.poll_schedule, config.max_drain_seconds, config.heartbeat_timeout_seconds // 3
+        config.poll_schedule,
+        config.max_drain_seconds,
+        config.heartbeat_timeout_seconds // 3,
+        to_ceiling=True,
     )
     assert cost.history_events < HISTORY_EVENT_QUOTA / 2
     assert config.rebalance_policy == "ignore"

@@ -62,14 +62,25 @@ def test_resolve_refuses_other_groups_actions(env, config):
     assert "auto_scaling_group_names" in state["request"]["problem"]
 
 
-def test_claim_makes_the_second_execution_a_duplicate(env):
+def test_resolve_claims_a_lifecycle_drain_so_the_second_execution_is_a_duplicate(env):
     world, (victim, *_), _ = env
-    state = lifecycle_state(world, victim)
-    first = claim.handler({"state": state, "executionArn": ARN}, None)["claim"]
-    again = claim.handler({"state": state, "executionArn": ARN}, None)["claim"]  # Lambda retry
-    second = claim.handler({"state": state, "executionArn": ARN + "-2"}, None)["claim"]
+    event = world.asg.scale_in(GROUP, victim).event
+    first = resolve.handler({"event": event, "executionArn": ARN}, None)["claim"]
+    again = resolve.handler({"event": event, "executionArn": ARN}, None)["claim"]  # Lambda retry
+    second = resolve.handler({"event": event, "executionArn": ARN + "-2"}, None)["claim"]
     assert (first["duplicate"], again["duplicate"], second["duplicate"]) == (False, False, True)
     assert second["owner"] == ARN
+
+
+def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
+    world, (victim, *_), _ = env
+    state = resolved(world, world.spot_interrupt(victim))
+    assert state["request"]["route"] == "drain-spot"
+    assert state["claim"] == {"duplicate": False, "key": None, "owner": None}
+    first = claim.handler({"state": state, "executionArn": ARN}, None)["claim"]
+    second = claim.handler({"state": state, "executionArn": ARN + "-2"}, None)["claim"]
+    assert (first["duplicate"], second["duplicate"]) == (False, True)
+    assert first["key"] == f"spot#{victim}"
 
 
 def test_start_drain_sets_draining_once(env):
@@ -154,8 +165,7 @@ def test_replace_skips_instances_outside_the_configured_groups(env):
 
 def test_report_publishes_the_outcome_and_releases_the_claim(env):
     world, (victim, *_), harness = env
-    state = lifecycle_state(world, victim)
-    state = claim.handler({"state": state, "executionArn": ARN}, None)
+    state = lifecycle_state(world, victim)  # Resolve claimed the drain
     state["progress"]["verdict"] = "drained"
     state["completion"] = {"completed": True, "alreadyEnded": False, "result": "CONTINUE"}
     summary = report_outcome.handler({"state": state, "executionArn": ARN}, None)["outcome"]

@@ -11,7 +11,7 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from drainer.schedule import HISTORY_EVENT_QUOTA
+from drainer.schedule import HISTORY_EVENT_QUOTA, ceiling_seconds, drain_cost
 from stacks.config import DrainerConfig, validate
 from tests.harness import Harness, ScenarioRecord
 from tests.world import World
@@ -108,6 +108,17 @@ def test_drain_to_the_48_hour_ceiling_at_production_settings(config):
     assert outcome["tasksCutShort"] == 1
     assert outcome["tasksStopped"] == 1  # straggler policy stop-tasks: SIGTERM, not a kill
     assert record.tasks_killed == []
+    # The history-size check configuration validation makes at synth predicts this drain: an
+    # upper bound, and within 1 %.
+    predicted = drain_cost(
+        config.poll_schedule,
+        ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds),
+        config.heartbeat_timeout_seconds // 3,
+        to_ceiling=True,
+    )
+    assert 0.99 * predicted.history_events <= drain.history_events <= predicted.history_events
+    assert 0.99 * predicted.state_transitions <= drain.state_transitions
+    assert drain.state_transitions <= predicted.state_transitions
     print(
         f"48-hour ceiling: {drain.history_events} history events, "
         f"{drain.state_transitions} state transitions"
@@ -232,7 +243,8 @@ def test_same_event_delivered_twice(config):
     assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1
     assert record.api_calls["autoscaling:CompleteLifecycleAction"] == 1
     duplicate = next(d for d in record.drains if d.outcome == "duplicate")
-    assert duplicate.state_transitions <= 6
+    # Resolve claims the drain: Resolve, Route by event kind, Report outcome, Drain finished.
+    assert duplicate.state_transitions == 4
     assert_clean(record, world)
 
 

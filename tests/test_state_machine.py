@@ -70,13 +70,8 @@ def test_lifecycle_drain_runs_to_completion(config):
     assert termination.tasks_killed == []  # nothing was still running, stopping included
     assert action.ended_by == "completed"
     states = names_of_states(execution["history"])
-    assert states[:5] == [
-        "Resolve drain request",
-        "Route by event kind",
-        "Lifecycle: claim drain",
-        "Lifecycle: duplicate?",
-        "Start draining",
-    ]
+    # Resolve claims the drain itself: no Claim Task or "duplicate?" Choice before DRAINING.
+    assert states[:3] == ["Resolve drain request", "Route by event kind", "Start draining"]
     assert states[-3:] == ["Complete lifecycle action", "Report outcome", "Drain finished"]
 
 

@@ -18,10 +18,14 @@ SPOT_FINISH_MARGIN_SECONDS = 5  # the Spot branch ends this long before the inte
 # History events per step, as Step Functions writes them (Task 5, Wait 2, Choice 2).
 EVENTS_PER_POLL = 2 + 5 + 2  # Wait, poll Task, Choice
 EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, Choice
-EVENTS_FIXED = 40  # resolve, claim, drain, complete, report and their Choices, with margin
+# Execution started/succeeded, Resolve, its Route Choice, Start draining, Complete, Report, Succeed.
+EVENTS_FIXED = 1 + 5 + 2 + 5 + 5 + 5 + 2 + 1
+EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
 TRANSITIONS_PER_POLL = 3
 TRANSITIONS_PER_HEARTBEAT = 2
-TRANSITIONS_FIXED = 8
+# Resolve (which claims the drain), Route, Start draining, Complete, Report, Drain finished.
+TRANSITIONS_FIXED = 6
+TRANSITIONS_CEILING = 2
 HISTORY_EVENT_QUOTA = 25_000  # Step Functions hard quota per execution
 HISTORY_EVENT_BUDGET = 20_000  # what configuration may use, leaving room for retries
 
@@ -68,15 +72,22 @@ class DrainCost:
     state_transitions: int
 
 
-def drain_cost(schedule: PollSchedule, drain_seconds: int, heartbeat_interval: int) -> DrainCost:
-    """History events and transitions of a lifecycle drain that lasts `drain_seconds`."""
+def drain_cost(
+    schedule: PollSchedule, drain_seconds: int, heartbeat_interval: int, to_ceiling: bool = False
+) -> DrainCost:
+    """History events and transitions of a lifecycle drain that lasts `drain_seconds` (and ends
+    through the ceiling branch if `to_ceiling`)."""
     polls = schedule.polls_until(drain_seconds)
     heartbeats = drain_seconds // heartbeat_interval
     return DrainCost(
         polls=polls,
         heartbeats=heartbeats,
-        history_events=EVENTS_FIXED + polls * EVENTS_PER_POLL + heartbeats * EVENTS_PER_HEARTBEAT,
+        history_events=EVENTS_FIXED
+        + EVENTS_CEILING * to_ceiling
+        + polls * EVENTS_PER_POLL
+        + heartbeats * EVENTS_PER_HEARTBEAT,
         state_transitions=TRANSITIONS_FIXED
+        + TRANSITIONS_CEILING * to_ceiling
         + polls * TRANSITIONS_PER_POLL
         + heartbeats * TRANSITIONS_PER_HEARTBEAT,
     )

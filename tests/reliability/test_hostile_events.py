@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from drainer.parsers import parse_event, salvage
 from drainer.parsers.fields import INSTANCE_ID, MAX_TEXT, TOKEN
 from drainer.request import EventError
 from drainer.settings import settings as drainer_settings
+from sandbox.deployment import create_claims_table
 from stacks.config import DrainerConfig, load_config
 from stacks.event_patterns import event_patterns
 from tests.conftest import ROOT, install_settings
@@ -215,10 +217,21 @@ def _assert_no_foreign_writes(world: World, first_call: int) -> None:
             assert call.params["LifecycleActionResult"] == "CONTINUE", call.params
 
 
+@contextmanager
+def _lambda_aws(world: World) -> Iterator[None]:
+    """What the handlers call: the world for ECS and Auto Scaling, moto for the claims table
+    (Resolve claims lifecycle drains) and the outcome topic."""
+    with mock_aws():
+        table = create_claims_table(boto3.client("dynamodb", region_name="us-east-1"))
+        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="outcomes")
+        install_settings(CONFIG, table=table, topic_arn=topic["TopicArn"])
+        with world.install():
+            yield
+
+
 def test_handlers_complete_only_the_actions_hostile_events_name() -> None:
     world = _world()
-    install_settings(CONFIG)
-    with world.install():
+    with _lambda_aws(world):
 
         @WITH_WORLD
         @named_cases
@@ -277,43 +290,40 @@ def test_handlers_complete_only_the_actions_hostile_events_name() -> None:
 
 def test_rescue_function_completes_what_the_failed_execution_named() -> None:
     world = _world()
-    with mock_aws():
-        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="outcomes")
-        install_settings(CONFIG, topic_arn=topic["TopicArn"])
-        with world.install():
+    with _lambda_aws(world):
 
-            @settings(WITH_WORLD, max_examples=100)
-            @given(
-                recipe=recipes,
-                status=st.sampled_from(["FAILED", "TIMED_OUT", "ABORTED"]),
-                garble=st.sampled_from([None, "", "{", "[1, 2", "null", '"text"', "{}"]),
+        @settings(WITH_WORLD, max_examples=100)
+        @given(
+            recipe=recipes,
+            status=st.sampled_from(["FAILED", "TIMED_OUT", "ABORTED"]),
+            garble=st.sampled_from([None, "", "{", "[1, 2", "null", '"text"', "{}"]),
+        )
+        def check(recipe: Recipe, status: str, garble: str | None) -> None:
+            ours, other, loner = _two_actions(world)
+            event = recipe.build(_bases(ours, other, loner))
+            names_ours = identifies(
+                event, token=ours.token, group=GROUP, hook=HOOK, instance_id=ours.instance_id
             )
-            def check(recipe: Recipe, status: str, garble: str | None) -> None:
-                ours, other, loner = _two_actions(world)
-                event = recipe.build(_bases(ours, other, loner))
-                names_ours = identifies(
-                    event, token=ours.token, group=GROUP, hook=HOOK, instance_id=ours.instance_id
-                )
-                detail = {
-                    "status": status,
-                    "input": json.dumps(event) if garble is None else garble,
-                }
-                first_call = len(world.api_calls)
-                with redirect_stdout(io.StringIO()):
-                    result = rescue_execution.rescue(detail)
-                tally.case("rescue function")
-                assert result["rescued"] is True
-                assert result["outcome"]["outcome"] == outcomes.FAILED
-                assert result["outcome"]["error"]["Error"].startswith("Execution")
-                _assert_no_foreign_writes(world, first_call)
-                assert other.active
-                if garble is None and names_ours:
-                    assert ours.ended_by == "completed"
-                    tally.ACTIONS_CHECKED["hostile events (rescue function)"] += 1
-                if not ours.active:
-                    assert garble is None and names_ours
+            detail = {
+                "status": status,
+                "input": json.dumps(event) if garble is None else garble,
+            }
+            first_call = len(world.api_calls)
+            with redirect_stdout(io.StringIO()):
+                result = rescue_execution.rescue(detail)
+            tally.case("rescue function")
+            assert result["rescued"] is True
+            assert result["outcome"]["outcome"] == outcomes.FAILED
+            assert result["outcome"]["error"]["Error"].startswith("Execution")
+            _assert_no_foreign_writes(world, first_call)
+            assert other.active
+            if garble is None and names_ours:
+                assert ours.ended_by == "completed"
+                tally.ACTIONS_CHECKED["hostile events (rescue function)"] += 1
+            if not ours.active:
+                assert garble is None and names_ours
 
-            check()
+        check()
 
 
 GAP_FORGED = (
@@ -332,8 +342,7 @@ def test_forged_lifecycle_event_for_a_healthy_instance_is_not_drained() -> None:
         other_cluster_instance=FIXED["other_cluster_instance"],
         test_source=CONFIG.test_event_source or "",
     )["lifecycle-ours-test-source"]
-    install_settings(CONFIG)
-    with world.install(), redirect_stdout(io.StringIO()):
+    with _lambda_aws(world), redirect_stdout(io.StringIO()):
         assert "LifecycleTerminate" in matching_rules(forged)
         resolved = resolve_lambda.resolve(forged, EXECUTION, drainer_settings(), world.clock.now())
     tally.case("Resolve + CompleteAction handlers")

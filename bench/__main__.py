@@ -236,10 +236,10 @@ def simulation_notes(plan: Plan, deregistration: float) -> list[str]:
         "Rows marked 'computed' come from drainer.schedule.drain_cost, the same per-poll counts "
         "configuration validation uses (checked against the measured 48 h drain in a full run).",
         "Wall-time speedups of the simulation (no change to what it simulates; bench/sim.py): "
-        "one wake-up Event per sleeping execution in the virtual clock instead of notify_all "
-        "(500 sleepers made every wake-up wake 500 threads), the ASL parse cached per definition "
-        "and deep-copied per execution, one boto3 Lambda client per region for moto's Task "
-        "states, memoised JSONPath parsing, linecache.checkcache disabled.",
+        "the ASL parse cached per definition and deep-copied per execution, one boto3 Lambda "
+        "client per region for moto's Task states, memoised JSONPath parsing, "
+        "linecache.checkcache disabled. (The virtual clock wakes one sleeping execution per "
+        "event, not all of them: tests/world/clock.py.)",
     ]
 
 

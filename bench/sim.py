@@ -11,11 +11,9 @@ import linecache
 import logging
 import os
 import random
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
-from datetime import UTC, datetime
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.path import result_path
@@ -29,7 +27,6 @@ from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from bench import ROOT
 from tests.harness import Harness
 from tests.world import World
-from tests.world.clock import VirtualClock, _seconds_to_us
 
 SEED = 20261121  # moto's full-jitter retries draw from `random`: seed it for repeatable runs
 
@@ -58,9 +55,10 @@ def speedups() -> Iterator[None]:
     """Make the simulation cheap in wall time without changing what it simulates.
 
     On this 2-core machine a 500-instance refresh took 366 s of wall time without these and
-    about 80 s with them (unloaded). Each is a wake-up fix or a cache; see the functions below.
+    about 80 s with them and the virtual clock's one-sleeper wake-ups (unloaded). Each is a
+    cache; see the functions below.
     """
-    patches = [*_clock_wakeups(), _parse_once(), _one_lambda_client(), *_memoised_jsonpath()]
+    patches = [_parse_once(), _one_lambda_client(), *_memoised_jsonpath()]
     patches.append((linecache, "checkcache", _no_checkcache))
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, replacement in patches:
@@ -70,43 +68,6 @@ def speedups() -> Iterator[None]:
     finally:
         for owner, name, original in saved:
             setattr(owner, name, original)
-
-
-def _clock_wakeups() -> list[Patch]:
-    """VirtualClock.sleep: every sleeper waits on the clock's one Condition and every change
-    notifies all, so with 500 executions asleep each wake-up woke 500 threads (minutes of system
-    time). Here each sleeper waits on an Event of its own, set when the driver wakes it; the
-    driver still waits on the Condition. Worth doing in tests/world/clock.py itself."""
-    probe = VirtualClock(datetime.now(UTC))
-    needed = ("_cond", "_seq", "_sleepers", "_now_us", "_generation", "_driver")
-    if not all(hasattr(probe, name) for name in needed):
-        print("bench: VirtualClock changed; running without the wake-up fix", file=sys.stderr)
-        return []
-    original_take = VirtualClock._take_locked
-
-    def sleep(self: VirtualClock, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        if threading.get_ident() == self._driver:
-            raise RuntimeError("clock.sleep() from the driving thread would never wake up")
-        wake = threading.Event()
-        with self._cond:
-            seq = next(self._seq)
-            self._sleepers[seq] = self._now_us + _seconds_to_us(seconds)
-            self.__dict__.setdefault("_bench_wake", {})[seq] = wake
-            self._generation += 1
-            self._cond.notify_all()  # the driver recounts the sleepers
-        wake.wait()
-
-    def take_locked(self: VirtualClock, event: tuple[int, int, Any]) -> Any:
-        timer = original_take(self, event)
-        if event[2] is None:  # a sleeper: wake that one thread only
-            wake = self.__dict__.get("_bench_wake", {}).pop(event[1], None)
-            if wake is not None:
-                wake.set()
-        return timer
-
-    return [(VirtualClock, "sleep", sleep), (VirtualClock, "_take_locked", take_locked)]
 
 
 def _parse_once() -> Patch:

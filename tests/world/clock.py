@@ -66,6 +66,9 @@ class VirtualClock:
         self._seq = itertools.count()
         self._timers: list[tuple[int, int, Timer]] = []
         self._sleepers: dict[int, int] = {}  # seq -> wake time (µs)
+        # seq -> that sleeper's own wake-up: waking one sleeper wakes one thread, not all of
+        # them (with 500 executions asleep, a shared Condition cost minutes of system time).
+        self._wakers: dict[int, threading.Event] = {}
         self._generation = 0  # bumped whenever the sleeper set changes
         self._travel: time_machine.travel | None = None
         self._traveller: Any = None
@@ -163,13 +166,14 @@ class VirtualClock:
             return
         if threading.get_ident() == self._driver:
             raise RuntimeError("clock.sleep() from the driving thread would never wake up")
+        wake = threading.Event()
         with self._cond:
             seq = next(self._seq)
             self._sleepers[seq] = self._now_us + _seconds_to_us(seconds)
+            self._wakers[seq] = wake
             self._generation += 1
-            self._cond.notify_all()
-            while seq in self._sleepers:  # the driver removes us when it wakes us
-                self._cond.wait()
+            self._cond.notify_all()  # the driver recounts the sleepers
+        wake.wait()  # set by the driver when it consumes this sleeper
 
     # ---- driving ---------------------------------------------------------------------------
     def _set_now_locked(self, when_us: int) -> None:
@@ -201,6 +205,7 @@ class VirtualClock:
             heapq.heappop(self._timers)
             return timer
         del self._sleepers[seq]
+        self._wakers.pop(seq).set()
         self._generation += 1
         self._cond.notify_all()
         return None

@@ -15,7 +15,7 @@ import start_drain
 import stop_tasks
 
 from tests.harness import Harness
-from tests.test_scenarios import CLUSTER, GROUP, world_for
+from tests.worlds import CLUSTER, GROUP, world_for
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"
 

@@ -7,7 +7,7 @@ import json
 import rescue_execution
 
 from tests.harness import Harness
-from tests.test_scenarios import CLUSTER, GROUP, world_for
+from tests.worlds import CLUSTER, GROUP, world_for
 
 
 def status_change(harness: Harness, arn: str) -> dict:

@@ -12,34 +12,11 @@ import boto3
 import pytest
 
 from drainer.schedule import HISTORY_EVENT_QUOTA, ceiling_seconds, drain_cost
-from stacks.config import DrainerConfig, validate
 from tests.harness import Harness, ScenarioRecord
 from tests.world import World
+from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
-CLUSTER, GROUP = "demo", "demo-asg"
 RECORDS: dict[str, ScenarioRecord] = {}
-
-
-def world_for(
-    config: DrainerConfig, instances: int = 3, capacity: int = 10, **group
-) -> tuple[World, list[str]]:
-    world = World()
-    world.add_cluster(CLUSTER)
-    world.add_group(
-        GROUP,
-        hook_name=config.lifecycle_hook_name,
-        heartbeat_timeout=config.heartbeat_timeout_seconds,
-        **group,
-    )
-    ids = [
-        world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=capacity)
-        for _ in range(instances)
-    ]
-    return world, ids
-
-
-def with_settings(config: DrainerConfig, **changes) -> DrainerConfig:
-    return validate({**config.model_dump(), **changes})
 
 
 def finish(name: str, harness: Harness, **run) -> ScenarioRecord:

@@ -10,22 +10,14 @@ from datetime import timedelta
 
 import pytest
 
-from stacks.config import DrainerConfig, validate
+from stacks.config import DrainerConfig
 from tests.harness import Harness
 from tests.world import World
-
-CLUSTER, GROUP = "demo", "demo-asg"
+from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 
 def build_world(config: DrainerConfig, instances: int = 3) -> tuple[World, list[str]]:
-    world = World()
-    world.add_cluster(CLUSTER)
-    world.add_group(
-        GROUP,
-        hook_name=config.lifecycle_hook_name,
-        heartbeat_timeout=config.heartbeat_timeout_seconds,
-    )
-    ids = [world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=10) for _ in range(instances)]
+    world, ids = world_for(config, instances)
     world.add_service(
         CLUSTER,
         "web",
@@ -109,7 +101,7 @@ def test_rebalance_is_ignored_by_default(config):
 
 
 def test_rebalance_drain_policy_sets_draining(config):
-    config = validate({**config.model_dump(), "rebalance_policy": "drain"})
+    config = with_settings(config, rebalance_policy="drain")
     world, (victim, *_) = build_world(config)
     with Harness(world, config) as harness:
         world.rebalance_recommendation(victim)
@@ -120,7 +112,7 @@ def test_rebalance_drain_policy_sets_draining(config):
 
 
 def test_rebalance_replace_policy_hands_over_to_the_lifecycle_branch(config):
-    config = validate({**config.model_dump(), "rebalance_policy": "replace"})
+    config = with_settings(config, rebalance_policy="replace")
     world, (victim, *_) = build_world(config)
     with Harness(world, config) as harness:
         world.rebalance_recommendation(victim)
@@ -151,7 +143,7 @@ def test_lifecycle_instance_in_no_cluster_is_completed_at_once(config):
 
 @pytest.mark.parametrize("kind", ["spot", "rebalance"])
 def test_account_wide_events_for_other_instances_end_as_not_ours(config, kind):
-    config = validate({**config.model_dump(), "rebalance_policy": "drain"})
+    config = with_settings(config, rebalance_policy="drain")
     world, _ = build_world(config)
     stranger = world.add_instance(cluster=None, group=None)
     with Harness(world, config) as harness:

@@ -1,4 +1,4 @@
-"""A small drain world and the checks every reliability scenario ends with."""
+"""The checks every reliability scenario ends with (its worlds come from tests/worlds.py)."""
 
 from __future__ import annotations
 
@@ -7,45 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from drainer.outcome import OUTCOMES
-from stacks.config import DrainerConfig
 from tests.harness import Harness, ScenarioRecord
 from tests.reliability import tally
-from tests.test_scenarios import with_settings  # noqa: F401 - re-exported for the tests here
 from tests.world import World
 
-CLUSTER, GROUP = "demo", "demo-asg"
 # Bounds no drain of these scenarios comes near: a drain that retried forever would hit them.
 MAX_VIRTUAL_SECONDS = 6 * 3600
 MAX_TRANSITIONS = 400
-
-
-def drain_world(
-    config: DrainerConfig, victims: int = 1, spares: int = 2, tasks: int = 4, **group: Any
-) -> tuple[World, list[str]]:
-    """`victims` instances to take out, `spares` to take their tasks; a service behind a load
-    balancer, so a task killed while it still serves shows in `record().tasks_killed`."""
-    world = World()
-    world.add_cluster(CLUSTER)
-    world.add_group(
-        GROUP,
-        hook_name=config.lifecycle_hook_name,
-        heartbeat_timeout=config.heartbeat_timeout_seconds,
-        **group,
-    )
-    ids = [world.add_instance(cluster=CLUSTER, group=GROUP) for _ in range(victims)]
-    world.add_service(
-        CLUSTER,
-        "web",
-        desired=tasks * victims,
-        start_seconds=10,
-        stop_seconds=5,
-        deregistration_delay_seconds=30,
-    )
-    for _ in range(spares):
-        world.add_instance(cluster=CLUSTER, group=GROUP)
-    for victim in ids:
-        assert world.tasks_on(victim, live=True), "the victim must carry tasks"
-    return world, ids
 
 
 def finish(harness: Harness, name: str, **run: Any) -> ScenarioRecord:

@@ -22,17 +22,9 @@ from stacks.config import DrainerConfig
 from stacks.event_patterns import execution_failure_pattern
 from tests.harness import Harness
 from tests.reliability import tally
-from tests.reliability.scenario import (
-    CLUSTER,
-    GROUP,
-    assert_clean,
-    drain_world,
-    error_type,
-    finish,
-    later,
-    with_settings,
-)
+from tests.reliability.scenario import assert_clean, error_type, finish, later
 from tests.world import World
+from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 
 def short_heartbeats(config: DrainerConfig) -> DrainerConfig:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drainer import log
 from drainer.clock import utcnow
-from drainer.lifecycle_action import complete_if_ours
+from drainer.lifecycle_action import complete_if_ours, left_to
 from drainer.parsers import parse_or_salvage
 from drainer.request import DrainRequest
 from drainer.settings import settings
@@ -24,6 +25,12 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
         state = {"request": request.to_state(), "error": state.get("error")}
     else:
         request = DrainRequest.from_state(state["request"])
+    claim = state.get("claim") or {}
+    if claim.get("duplicate"):
+        # Only a rescue gets here with a duplicate: the owning execution is draining and
+        # completes the action; completing it now would cut that drain's tasks short.
+        log.info("duplicate: the owning execution completes the action", owner=claim.get("owner"))
+        return {**state, "completion": left_to(claim.get("owner"))}
     completion = complete_if_ours(
         request,
         config.auto_scaling_group_names,

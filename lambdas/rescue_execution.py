@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drainer import log
+from drainer import claims, log
 from drainer.aws import call
 from drainer.clock import utcnow
-from drainer.lifecycle_action import complete_if_ours
+from drainer.lifecycle_action import complete_if_ours, left_to
 from drainer.parsers import parse_or_salvage
 from drainer.reporting import report
+from drainer.request import LIFECYCLE
 from drainer.settings import settings
 
 FAIL_STATE = "Drain failed"  # the state machine's own rescue path ends here, already reported
@@ -47,9 +48,16 @@ def rescue(detail: dict[str, Any]) -> dict[str, Any]:
             "Cause": f"the drain execution ended {status}",
         },
     }
-    state["completion"] = complete_if_ours(
-        request, config.auto_scaling_group_names, config.lifecycle_hook_name, execution_arn
-    )
+    owner = None
+    if request.kind == LIFECYCLE:
+        owner = claims.owner_elsewhere(config.claims_table, request, execution_arn)
+    if owner:  # a failed duplicate: the owner completes the action (or its own rescue does)
+        log.info("duplicate: the owning execution completes the action", owner=owner)
+        state["completion"] = left_to(owner)
+    else:
+        state["completion"] = complete_if_ours(
+            request, config.auto_scaling_group_names, config.lifecycle_hook_name, execution_arn
+        )
     summary = report(state, execution_arn, config, utcnow())
     return {"rescued": True, "outcome": summary}
 

@@ -270,7 +270,11 @@ class DrainerStack(Stack):
             )
         )
         role_function.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[self.claims.table_arn])
+            iam.PolicyStatement(
+                # GetItem: a failed duplicate leaves the action to the claim's owner.
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[self.claims.table_arn],
+            )
         )
         self.topic.grant_publish(role_function)
 

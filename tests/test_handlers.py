@@ -14,6 +14,8 @@ import resolve
 import start_drain
 import stop_tasks
 
+from drainer import claims
+from drainer.request import DrainRequest
 from tests.harness import Harness
 from tests.worlds import CLUSTER, GROUP, world_for
 
@@ -175,3 +177,25 @@ def test_report_publishes_the_outcome_and_releases_the_claim(env):
         TableName="ecs-drainer-claims", Key={"pk": {"S": state["claim"]["key"]}}
     )["Item"]
     assert (item["state"]["S"], item["outcome"]["S"]) == ("done", "drained")
+
+
+def test_a_rescue_leaves_a_duplicates_action_to_the_owner(env):
+    world, (victim, *_), _ = env
+    event = world.asg.scale_in(GROUP, victim).event
+    resolve.handler({"event": event, "executionArn": ARN}, None)
+    duplicate = resolve.handler({"event": event, "executionArn": ARN + "-2"}, None)
+    rescue = {**duplicate, "error": {"Error": "TypeError", "Cause": "report bug"}}
+    completion = complete_action.handler(
+        {"state": rescue, "executionArn": ARN + "-2", "executionInput": event}, None
+    )["completion"]
+    assert completion == {"completed": False, "alreadyEnded": False, "result": None, "leftTo": ARN}
+    (action,) = world.lifecycle_actions
+    assert action.active
+
+
+def test_a_claim_that_cannot_be_read_lets_the_rescue_complete(env):
+    world, (victim, *_), _ = env
+    request = DrainRequest.from_state(lifecycle_state(world, victim)["request"])
+    assert claims.owner_elsewhere("ecs-drainer-claims", request, ARN + "-2") == ARN
+    assert claims.owner_elsewhere("ecs-drainer-claims", request, ARN) is None  # its own claim
+    assert claims.owner_elsewhere("no-such-table", request, ARN + "-2") is None

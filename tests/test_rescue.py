@@ -67,3 +67,29 @@ def test_execution_rescued_by_its_own_path_is_not_rescued_twice(config):
     assert json.loads(outcome["error"]["Cause"])["errorType"] == "KeyError"
     assert action.ended_by == "completed"
     assert result["rescued"] is False
+
+
+def test_a_failed_duplicate_leaves_the_action_to_the_drain_that_owns_it(config):
+    """Completing for a duplicate would let the instance go while its owner still drains it."""
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        world.call_later(20, lambda: harness.deliver(action.event))  # delivered again
+        world.clock.run_for(40, active=harness.running)
+        owner, duplicate = (d.execution_arn for d in harness.deliveries)
+        # As if the duplicate had been aborted, or its own rescue had failed.
+        aborted = status_change(harness, duplicate)
+        aborted["detail"]["status"] = "ABORTED"
+        result = rescue_execution.handler(aborted, None)
+        assert action.active  # left to the owner, which is still draining
+        harness.run()
+        record = harness.record()
+    assert result["rescued"] is True
+    rescued = result["outcome"]
+    assert (rescued["outcome"], rescued["actionCompleted"]) == ("failed", False)
+    assert rescued["actionLeftTo"] == owner
+    # The owner drained; the duplicate's last published word is the rescue's.
+    assert sorted(d.outcome for d in record.drains) == ["drained", "failed"]
+    assert action.ended_by == "completed"
+    assert record.tasks_killed == []

@@ -70,6 +70,30 @@ def claim(table: str, request: DrainRequest, execution_arn: str, now: datetime) 
     return {"duplicate": False, "key": key, "owner": execution_arn}
 
 
+def owner_elsewhere(table: str, request: DrainRequest, execution_arn: str | None) -> str | None:
+    """The execution that holds this request's drain, if it is active and not `execution_arn`.
+
+    A rescue asks this before it completes a lifecycle action: a failed duplicate must leave
+    the action to the execution that is draining (completing would cut its tasks short); that
+    execution completes it, or its own rescue does. Any doubt (no claim, the table
+    unreachable) answers None, so the rescue completes: an open action is the worse failure.
+    """
+    try:
+        held = call(
+            "dynamodb",
+            "get_item",
+            TableName=table,
+            Key={"pk": {"S": claim_key(request)}},
+            ConsistentRead=True,
+        ).get("Item", {})
+    except Exception as error:  # the rescue must go on whatever the lookup did
+        log.error("claim lookup failed; completing anyway", error=str(error))
+        return None
+    owner = held.get("owner", {}).get("S")
+    active = held.get("state", {}).get("S") == "active"
+    return owner if active and owner and owner != execution_arn else None
+
+
 def release(table: str, key: str, execution_arn: str, outcome: str) -> None:
     """Mark the claim done (kept until it expires, so late duplicates still find it)."""
     try:

@@ -98,6 +98,11 @@ def complete_if_ours(
     return complete(request)
 
 
+def left_to(owner: str | None) -> dict[str, Any]:
+    """The completion of a rescue that leaves the action to the execution owning the drain."""
+    return {"completed": False, "alreadyEnded": False, "result": None, "leftTo": owner}
+
+
 def lifecycle_state(instance_id: str | None) -> str | None:
     """The instance's Auto Scaling lifecycle state (e.g. InService, Terminating:Wait), or None
     when Auto Scaling does not know it."""

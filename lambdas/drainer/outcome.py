@@ -38,7 +38,8 @@ OUTCOMES = {
     "duplicate": "another execution already handles this event",
     "invalid-event": "the event could not be used (see problem); nothing drained; an action of "
     "ours it still identified was completed",
-    FAILED: "the drain failed (see error); the lifecycle action was completed by the rescue path",
+    FAILED: "the drain failed (see error); the rescue path completed the lifecycle action (a "
+    "duplicate leaves it to the execution that owns the drain: actionLeftTo)",
 }
 
 
@@ -103,6 +104,7 @@ def summarise(state: dict[str, Any], execution_arn: str | None, now: datetime) -
         "tasksCutShort": progress.get("tasksCutShort", 0),
         "actionCompleted": bool(completion.get("completed")),
         "actionAlreadyEnded": bool(completion.get("alreadyEnded")),
+        "actionLeftTo": completion.get("leftTo"),
         "dryRun": bool(request.get("dryRun")),
         "problem": request.get("problem"),
         "error": state.get("error"),

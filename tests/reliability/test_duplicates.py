@@ -127,3 +127,31 @@ def test_events_arriving_while_a_drain_runs(config: DrainerConfig) -> None:
     assert len(world.lifecycle_actions) == 1
     assert_clean(record, world, name)
     tally.case("duplicate and racing events", 4)
+
+
+def test_a_duplicate_that_fails_leaves_the_action_to_the_drain(config: DrainerConfig) -> None:
+    """The duplicate's last step crashes: its rescue path must not complete the action the
+    first execution is still draining (that would let the instance go with its tasks)."""
+    name = "a duplicate's report crashes mid-drain"
+    world, (victim,) = drain_world(config)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        assert action is not None and action.event is not None
+        event = action.event
+
+        def deliver_again_with_a_report_bug() -> None:
+            harness.lambda_faults["ReportOutcome"] = [TypeError("report bug")]
+            harness.deliver(event)
+
+        later(world, 20, deliver_again_with_a_report_bug)
+        record = finish(harness, name)
+        outcomes = {o["executionArn"]: o for o in harness.outcomes()}
+    owner, duplicate = (d.execution_arn for d in harness.deliveries)
+    assert harness.lambda_errors == ["ReportOutcome: TypeError: report bug"]
+    assert [d.status for d in record.drains] == ["SUCCEEDED", "FAILED"]
+    assert (outcomes[owner]["outcome"], outcomes[duplicate]["outcome"]) == ("drained", "failed")
+    assert outcomes[duplicate]["actionCompleted"] is False
+    assert outcomes[duplicate]["actionLeftTo"] == owner
+    assert successful(world, "CompleteLifecycleAction") == 1
+    assert_clean(record, world, name)
+    tally.case("duplicate and racing events")

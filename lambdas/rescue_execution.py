@@ -51,6 +51,10 @@ def rescue(detail: dict[str, Any]) -> dict[str, Any]:
     owner = None
     if request.kind == LIFECYCLE:
         owner = claims.owner_elsewhere(config.claims_table, request, execution_arn)
+        # Reporting releases the claim if this execution held it, so that the instance's next
+        # lifecycle action (a warm-pool instance coming back) is not taken for a duplicate.
+        key = claims.claim_key(request)
+        state["claim"] = {"duplicate": bool(owner), "key": key, "owner": owner or execution_arn}
     if owner:  # a failed duplicate: the owner completes the action (or its own rescue does)
         log.info("duplicate: the owning execution completes the action", owner=owner)
         state["completion"] = left_to(owner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import rescue_execution
 
 from tests.harness import Harness
@@ -42,11 +43,16 @@ def test_aborted_execution_is_rescued(config):
         assert action.active  # nothing completed it: without the rescue it would wait
         result = rescue_execution.handler(status_change(harness, arn_holder[0]), None)
         (outcome,) = harness.outcomes()
+        (claim,) = boto3.client("dynamodb", region_name="us-east-1").scan(
+            TableName=harness.deployment.claims_table
+        )["Items"]
     assert result["rescued"] is True
     assert action.ended_by == "completed"
     assert outcome["outcome"] == "failed"
     assert outcome["actionCompleted"] is True
     assert outcome["error"]["Error"] == "ExecutionAborted"
+    # Released: the instance's next lifecycle action (back from a warm pool) is no duplicate.
+    assert (claim["owner"]["S"], claim["state"]["S"]) == (arn_holder[0], "done")
 
 
 def test_execution_rescued_by_its_own_path_is_not_rescued_twice(config):

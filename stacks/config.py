@@ -1,23 +1,35 @@
 """The one configuration model. Every tunable lives here, with its default and its limits.
 
 Loaded from drainer.toml (or the file named by `cdk deploy -c config=FILE`), validated at synth:
-an invalid value stops synth with a message naming the field, the value and the allowed range.
+an invalid value stops synth with a message naming the field, the value and the fix. Nothing is
+coerced or dropped: a quoted number, a key outside `[drainer]` or an unknown table is refused.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drainer.schedule import (
     HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
+    ceiling_seconds,
     drain_cost,
     global_timeout_seconds,
 )
@@ -54,8 +66,43 @@ HOOK_NAME = r"^[A-Za-z0-9\-_/]{1,255}$"  # PutLifecycleHook LifecycleHookName pa
 EVENT_SOURCE = r"^[A-Za-z0-9._\-/]{1,256}$"  # PutEvents Source
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-ClusterName = Annotated[str, Field(pattern=CLUSTER_NAME)]
-GroupName = Annotated[str, Field(pattern=GROUP_NAME)]
+TABLE = "drainer"  # the one table of the configuration file
+MAX_NAMES = 20  # clusters, and groups, one stack drains
+
+# Lambda: "the total size of all environment variables doesn't exceed 4 KB" per function
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). Lambda measures the
+# variables as one JSON object, escapes included ("String measured: {…}" in its refusal, e.g.
+# https://github.com/github-aws-runners/terraform-aws-github-runner/issues/3594).
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4096
+SETTINGS_VARIABLE = "DRAINER_SETTINGS"  # the stack's only variable (stacks/drainer_stack.py)
+# CloudFormation names the claims table and the topic at deploy: at synth they are tokens, so the
+# measurement uses the longest they can be. DynamoDB table names: up to 255 characters; SNS topic
+# names: up to 256; partition and Region get generous room (16 and 32), the account 12 digits.
+LONGEST_TABLE_NAME = "t" * 255
+LONGEST_TOPIC_ARN = f"arn:{'p' * 16}:sns:{'r' * 32}:{'0' * 12}:{'t' * 256}"
+
+ARN_NAME = re.compile(r"^arn:[^:]*:(?P<service>ecs|autoscaling):.*/(?P<name>[^/]+)$")
+
+
+def _no_arn(kind: str, example: str) -> Callable[[Any], Any]:
+    """A name field given an ARN: say which part of it to write."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("arn:"):
+            found = ARN_NAME.match(value)
+            name = found.group("name") if found else example
+            raise ValueError(f"give the {kind} name, e.g. {name!r}, not its ARN")
+        return value
+
+    return check
+
+
+ClusterName = Annotated[
+    str, BeforeValidator(_no_arn("cluster", "prod")), Field(pattern=CLUSTER_NAME)
+]
+GroupName = Annotated[
+    str, BeforeValidator(_no_arn("Auto Scaling group", "prod-asg")), Field(pattern=GROUP_NAME)
+]
 
 
 class ConfigError(ValueError):
@@ -63,7 +110,8 @@ class ConfigError(ValueError):
 
 
 class DrainerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a quoted number or a "yes" is refused, never coerced (an int for a float is fine).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     stack_name: str = Field(
         "EcsDrainer",
@@ -71,11 +119,11 @@ class DrainerConfig(BaseModel):
         description="CloudFormation stack name",
     )
     cluster_names: list[ClusterName] = Field(
-        min_length=1, max_length=20, description="ECS clusters whose instances are drained"
+        min_length=1, max_length=MAX_NAMES, description="ECS clusters whose instances are drained"
     )
     auto_scaling_group_names: list[GroupName] = Field(
         min_length=1,
-        max_length=20,
+        max_length=MAX_NAMES,
         description="Auto Scaling groups whose terminations are drained",
     )
     manage_lifecycle_hooks: bool = Field(
@@ -89,7 +137,7 @@ class DrainerConfig(BaseModel):
         MAX_LIFECYCLE_SECONDS,
         ge=60,
         le=MAX_LIFECYCLE_SECONDS,
-        description="Ceiling of a lifecycle drain; capped by the hook's global timeout",
+        description="Ceiling of a lifecycle drain; at most the hook's global timeout",
     )
     poll_interval_seconds: int = Field(30, ge=5, le=300)
     max_poll_interval_seconds: int = Field(300, ge=5, le=900)
@@ -132,11 +180,43 @@ class DrainerConfig(BaseModel):
             raise ValueError(f"must be one of CloudWatch Logs' values {LOG_RETENTION_DAYS}")
         return value
 
-    @field_validator("cluster_names", "auto_scaling_group_names")
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _not_aws_namespace(cls, value: str) -> str:
+        # PutMetricData: namespaces beginning with "AWS/" are reserved for AWS services
+        # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html).
+        if value.startswith("AWS/"):
+            raise ValueError(
+                "must not start with 'AWS/' (reserved for AWS services), e.g. 'EcsDrainer'"
+            )
+        return value
+
+    @field_validator("cluster_names", "auto_scaling_group_names", mode="before")
+    @classmethod
+    def _names_given(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, list) and not value:
+            what, example = (
+                ("ECS cluster whose container instances", '["prod"]')
+                if info.field_name == "cluster_names"
+                else ("Auto Scaling group whose terminations", '["prod-asg"]')
+            )
+            raise ValueError(
+                f"name at least one {what} the drainer should drain, "
+                f"e.g. {info.field_name} = {example}"
+            )
+        if isinstance(value, list) and len(value) > MAX_NAMES:
+            raise ValueError(
+                f"{len(value)} names; at most {MAX_NAMES}: split them over two stacks, "
+                "each with its own stack_name"
+            )
+        return value
+
+    @field_validator("cluster_names", "auto_scaling_group_names", "notification_emails")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("must not repeat a name")
+        repeated = sorted({item for item in value if value.count(item) > 1})
+        if repeated:
+            raise ValueError(f"must not repeat an entry: remove the second {repeated[0]!r}")
         return value
 
     @model_validator(mode="after")
@@ -172,6 +252,42 @@ class DrainerConfig(BaseModel):
                 "25,000 "
                 "quota): raise poll_interval_seconds / max_poll_interval_seconds / backoff_rate, "
                 "or lower backoff_after_seconds or max_drain_seconds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grace_periods_end(self) -> DrainerConfig:
+        """A grace period as long as the drain ceiling never ends: the ceiling comes first."""
+        ceiling = ceiling_seconds(self.max_drain_seconds, self.heartbeat_timeout_seconds)
+        why = f"the drain ceiling ({ceiling} s, from max_drain_seconds={self.max_drain_seconds})"
+        if self.standalone_task_policy == "stop" and self.standalone_task_grace_seconds >= ceiling:
+            raise ValueError(
+                f"standalone_task_grace_seconds={self.standalone_task_grace_seconds} is not "
+                f"shorter than {why}: the grace would never end, so standalone_task_policy = "
+                f'"stop" would never apply; lower standalone_task_grace_seconds below {ceiling} '
+                "or raise max_drain_seconds"
+            )
+        if self.daemon_task_grace_seconds >= ceiling:
+            raise ValueError(
+                f"daemon_task_grace_seconds={self.daemon_task_grace_seconds} is not shorter than "
+                f"{why}: a drain left with daemon tasks would always end at the ceiling; lower "
+                f"daemon_task_grace_seconds below {ceiling} or raise max_drain_seconds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_lambda_environment(self) -> DrainerConfig:
+        size = self.lambda_environment_bytes
+        if size > LAMBDA_ENVIRONMENT_LIMIT_BYTES:
+            names = [*self.cluster_names, *self.auto_scaling_group_names]
+            raise ValueError(
+                f"these settings need {size} bytes of Lambda environment variables, but Lambda "
+                f"allows 4 KB ({LAMBDA_ENVIRONMENT_LIMIT_BYTES} bytes) per function (measured "
+                "with the longest table name and topic ARN CloudFormation can give): "
+                f"cluster_names and auto_scaling_group_names ({len(names)} names, "
+                f"{sum(map(len, names))} characters) take the most; shorten them by "
+                f"{size - LAMBDA_ENVIRONMENT_LIMIT_BYTES} characters in all, or split the "
+                "clusters and groups over two stacks, each with its own stack_name"
             )
         return self
 
@@ -212,10 +328,21 @@ class DrainerConfig(BaseModel):
         values.update(claims_table=claims_table, outcome_topic_arn=outcome_topic_arn)
         return json.dumps(values, separators=(",", ":"), sort_keys=True)
 
+    def lambda_environment(self, claims_table: str, outcome_topic_arn: str) -> dict[str, str]:
+        """Every Lambda's environment variables."""
+        return {SETTINGS_VARIABLE: self.lambda_settings(claims_table, outcome_topic_arn)}
 
-def load_config(
-    path: Path | str | None = None, overrides: dict[str, Any] | None = None
-) -> DrainerConfig:
+    @property
+    def lambda_environment_bytes(self) -> int:
+        """The environment's size as Lambda measures it, at the longest values deploy can give."""
+        return environment_bytes(self.lambda_environment(LONGEST_TABLE_NAME, LONGEST_TOPIC_ARN))
+
+
+def environment_bytes(variables: dict[str, str]) -> int:
+    return len(json.dumps(variables, separators=(",", ":")).encode())
+
+
+def load_config(path: Path | str | None = None) -> DrainerConfig:
     """Read and validate the configuration file; raise ConfigError with a readable message."""
     path = Path(path) if path else DEFAULT_CONFIG_FILE
     try:
@@ -224,31 +351,149 @@ def load_config(
         raise ConfigError(f"{path}: file not found. Copy drainer.toml and edit it.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    values = {**raw.get("drainer", raw), **(overrides or {})}
-    return validate(values, str(path))
+    layout = _layout_problems(raw)
+    table = raw.get(TABLE)
+    return _checked(table if isinstance(table, dict) else {}, str(path), layout)
+
+
+def _layout_problems(raw: dict[str, Any]) -> list[str]:
+    """Everything outside the [drainer] table: TOML would hand it over, nothing would read it."""
+    if TABLE not in raw:
+        found = ", ".join(sorted(raw)) or "nothing"
+        return [
+            f"[{TABLE}]: the table is missing (found: {found}); write the line [{TABLE}] at the "
+            "top of the file, above the settings"
+        ]
+    problems = []
+    if not isinstance(raw[TABLE], dict):
+        problems.append(
+            f"{TABLE} = {_toml(raw[TABLE])}: write the line [{TABLE}], then the settings below it"
+        )
+    for key, value in raw.items():
+        if key == TABLE:
+            continue
+        if isinstance(value, dict):
+            problems.append(
+                f"[{key}]: unknown table; every setting goes in the one table [{TABLE}]: move "
+                "its settings there, or remove it"
+            )
+        else:
+            problems.append(
+                f"{key} = {_toml(value)}: written above the [{TABLE}] line, where nothing "
+                "reads it;"
+                f" move it below [{TABLE}]{_did_you_mean(key)}"
+            )
+    return problems
+
+
+def _toml(value: Any) -> str:
+    """A value as the file spells it (true, "text", [1, 2]), where JSON spells it the same."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except TypeError:  # dates and times
+        return str(value)
 
 
 def validate(values: dict[str, Any], origin: str = "configuration") -> DrainerConfig:
+    return _checked(values, origin, [])
+
+
+def _checked(values: dict[str, Any], origin: str, problems: list[str]) -> DrainerConfig:
+    """The validated configuration, or ConfigError naming every problem at once."""
+    problems = list(problems)
     try:
-        return DrainerConfig(**values)
+        config = DrainerConfig(**values)
     except ValidationError as error:
-        raise ConfigError(explain(error, values, origin)) from None
+        problems += _explain(error)
+    if problems:
+        lines = [f"{origin}: invalid configuration ({len(problems)} problem(s)):"]
+        lines += [f"  - {problem}" for problem in problems]
+        raise ConfigError("\n".join(lines))
+    return config
 
 
-def explain(error: ValidationError, values: dict[str, Any], origin: str) -> str:
-    lines = [f"{origin}: invalid configuration ({error.error_count()} problem(s)):"]
+def check_context(lookup: Callable[[str], Any]) -> None:
+    """Refuse settings given as CDK context (`cdk deploy -c dry_run=true`).
+
+    The configuration file is the one source: `-c` values arrive as untyped strings, leave no
+    trace in the repository, and a later deploy without them would silently undo them.
+    """
+    given = {name: lookup(name) for name in (TABLE, *DrainerConfig.model_fields)}
+    problems = [
+        f"  - -c {name}={value}: settings are not read from CDK context; write "
+        f"{name} = … below [{TABLE}] in drainer.toml (or in your copy, deployed with "
+        "-c config=FILE)"
+        for name, value in given.items()
+        if value is not None
+    ]
+    if problems:
+        header = f"CDK context: refused ({len(problems)} problem(s)):"
+        raise ConfigError("\n".join([header, *problems]))
+
+
+# What to write instead of a value of the wrong type, by pydantic error type.
+TYPE_FIXES = {
+    "bool_type": "write true or false, without quotes",
+    "int_type": "write a whole number without quotes",
+    "float_type": "write a number without quotes",
+    "string_type": "write it in double quotes",
+    "list_type": "write a list in brackets",
+}
+
+
+def _explain(error: ValidationError) -> list[str]:
+    problems = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(whole configuration)"
+        loc = problem["loc"]
+        field = ".".join(str(part) for part in loc) or "(whole configuration)"
         value = problem.get("input")
         if problem["type"] == "extra_forbidden":
+            if isinstance(value, dict):
+                problems.append(
+                    f"[{TABLE}.{field}]: unknown table; write its settings directly below "
+                    f"[{TABLE}], or remove it"
+                )
+                continue
             allowed = ", ".join(sorted(DrainerConfig.model_fields))
-            lines.append(f"  - {field}: unknown setting. Allowed settings: {allowed}")
+            problems.append(
+                f"{field}: unknown setting{_did_you_mean(field)}. Allowed settings: {allowed}"
+            )
             continue
         message = re.sub(r"^Value error, ", "", problem["msg"])
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        limits = _limits(str(problem["loc"][0])) if problem["loc"] else ""
-        lines.append(f"  - {field}{shown}: {message}{limits}")
-    return "\n".join(lines)
+        fix = _type_fix(problem["type"], field, value)
+        limits = _limits(str(loc[0])) if loc else ""
+        problems.append(f"{field}{shown}: {message}{fix}{limits}")
+    return problems
+
+
+def _type_fix(kind: str, field: str, value: Any) -> str:
+    fix = TYPE_FIXES.get(kind)
+    if fix is None:
+        return ""
+    example = _as_toml(kind, value)
+    return f"; {fix}" + (f", e.g. {field.split('.')[0]} = {example}" if example else "")
+
+
+def _as_toml(kind: str, value: Any) -> str | None:
+    """The value written with the right TOML type, when it can be."""
+    text = str(value).strip()
+    if kind == "bool_type" and text.lower() in {"true", "false"}:
+        return text.lower()
+    if kind == "int_type" and re.fullmatch(r"-?\d+(\.0*)?", text):
+        return str(int(float(text)))
+    if kind == "float_type" and re.fullmatch(r"-?\d+(\.\d*)?", text):
+        return text
+    if kind == "list_type" and isinstance(value, str):
+        return json.dumps([value])
+    return None
+
+
+def _did_you_mean(key: str) -> str:
+    if key in DrainerConfig.model_fields:
+        return ""
+    close = difflib.get_close_matches(key, DrainerConfig.model_fields, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _limits(name: str) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from drainer.schedule import HISTORY_EVENT_QUOTA, drain_cost
-from stacks.config import ConfigError, DrainerConfig, load_config, validate
+from stacks.config import ConfigError, DrainerConfig, environment_bytes, load_config, validate
+from tests.conftest import ROOT
 
 
 def test_shipped_file_is_valid_and_fits_the_history_quota(config: DrainerConfig):
@@ -58,3 +61,259 @@ def test_missing_and_broken_files(tmp_path):
 
 def test_empty_test_source_switches_test_events_off(config):
     assert validate({**config.model_dump(), "test_event_source": ""}).test_event_source is None
+
+
+# --- The file's layout: everything outside [drainer] is refused, never dropped -------------------
+
+MINIMAL = '[drainer]\ncluster_names = ["demo"]\nauto_scaling_group_names = ["demo-asg"]\n'
+
+
+def refusal(tmp_path, text: str) -> str:
+    path = tmp_path / "drainer.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    return str(raised.value)
+
+
+def test_a_key_above_the_drainer_table_is_refused(tmp_path):
+    message = refusal(tmp_path, "dry_run = true\n" + MINIMAL)
+    assert "dry_run = true: written above the [drainer] line" in message
+    assert "move it below [drainer]" in message
+
+
+def test_a_misspelt_key_above_the_table_gets_a_suggestion(tmp_path):
+    message = refusal(tmp_path, "dry_rn = true\n" + MINIMAL)
+    assert "dry_rn = true: written above the [drainer] line" in message
+    assert "did you mean dry_run?" in message
+
+
+def test_unknown_tables_are_refused(tmp_path):
+    message = refusal(tmp_path, MINIMAL + "[alarms]\nemail = 'ops@example.com'\n")
+    assert "[alarms]: unknown table" in message
+    message = refusal(tmp_path, MINIMAL + "[drainer.hooks]\nname = 'x'\n")
+    assert "[drainer.hooks]: unknown table" in message
+
+
+def test_settings_without_the_drainer_table_are_refused(tmp_path):
+    message = refusal(tmp_path, MINIMAL.removeprefix("[drainer]\n"))
+    assert "[drainer]: the table is missing" in message
+    assert "auto_scaling_group_names, cluster_names" in message
+
+
+def test_every_layout_and_value_problem_is_named_at_once(tmp_path):
+    message = refusal(tmp_path, "dry_run = true\n" + MINIMAL + "poll_interval_seconds = 1\n")
+    assert "(2 problem(s))" in message
+    assert "poll_interval_seconds = 1" in message
+
+
+# --- Types are checked, not coerced --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'dry_run = "yes"',
+            "dry_run = 'yes': Input should be a valid boolean; write true or false",
+        ),
+        ('dry_run = "true"', "e.g. dry_run = true"),
+        (
+            'heartbeat_timeout_seconds = "900"',
+            "heartbeat_timeout_seconds = '900': Input should be a valid integer; write a whole "
+            "number without quotes, e.g. heartbeat_timeout_seconds = 900",
+        ),
+        ("max_drain_seconds = 3600.0", "e.g. max_drain_seconds = 3600"),
+        ('backoff_rate = "1.5"', "e.g. backoff_rate = 1.5"),
+        ("lifecycle_hook_name = 5", "lifecycle_hook_name = 5: Input should be a valid string"),
+        ('notification_emails = "ops@example.com"', 'notification_emails = ["ops@example.com"]'),
+    ],
+)
+def test_wrong_types_are_refused_with_the_right_spelling(tmp_path, line, expected):
+    message = refusal(tmp_path, MINIMAL + line + "\n")
+    assert expected in message
+
+
+def test_an_int_for_a_float_setting_is_fine(tmp_path):
+    path = tmp_path / "drainer.toml"
+    path.write_text(MINIMAL + "backoff_rate = 2\n")
+    assert load_config(path).backoff_rate == 2.0
+
+
+# --- Names: the project's own words --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            {"cluster_names": []},
+            "cluster_names = []: name at least one ECS cluster whose container instances the "
+            'drainer should drain, e.g. cluster_names = ["prod"]',
+        ),
+        (
+            {"auto_scaling_group_names": []},
+            "name at least one Auto Scaling group whose terminations",
+        ),
+        (
+            {"cluster_names": ["demo", "arn:aws:ecs:us-east-1:123456789012:cluster/prod"]},
+            "cluster_names.1 = 'arn:aws:ecs:us-east-1:123456789012:cluster/prod': give the "
+            "cluster name, e.g. 'prod', not its ARN",
+        ),
+        (
+            {
+                "auto_scaling_group_names": [
+                    "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:"
+                    "0a1b2c3d-0000-1111-2222-333344445555:autoScalingGroupName/prod-asg"
+                ]
+            },
+            "give the Auto Scaling group name, e.g. 'prod-asg', not its ARN",
+        ),
+        ({"cluster_names": ["demo", "demo"]}, "must not repeat an entry: remove the second 'demo'"),
+        (
+            {"notification_emails": ["ops@example.com", "ops@example.com"]},
+            "notification_emails = ['ops@example.com', 'ops@example.com']: must not repeat",
+        ),
+        (
+            {"metrics_namespace": "AWS/ECS"},
+            "metrics_namespace = 'AWS/ECS': must not start with 'AWS/'",
+        ),
+    ],
+)
+def test_names_are_refused_in_the_projects_words(config, override, expected):
+    with pytest.raises(ConfigError) as raised:
+        validate({**config.model_dump(), **override}, "drainer.toml")
+    assert expected in str(raised.value)
+
+
+def test_more_than_twenty_clusters_says_how_to_split(config):
+    with pytest.raises(ConfigError) as raised:
+        validate({**config.model_dump(), "cluster_names": [f"c{i}" for i in range(21)]})
+    assert "21 names; at most 20: split them over two stacks" in str(raised.value)
+
+
+# --- The Lambda environment: what validates fits in 4 KB ----------------------------------------
+
+
+def _names(prefix: str, length: int) -> list[str]:
+    return [f"{prefix}{index:02d}".ljust(length, "x") for index in range(20)]
+
+
+def _longest(base: dict, length: int) -> dict:
+    """20 clusters and 20 groups of `length` characters; every other string at its longest."""
+    return {
+        **base,
+        "cluster_names": _names("c", length),
+        "auto_scaling_group_names": _names("g", length),
+        "lifecycle_hook_name": "h" * 255,
+        "test_event_source": "s" * 256,
+        "metrics_namespace": "n" * 255,
+        "backoff_rate": 1.2345678901234567,
+    }
+
+
+def _accepted(values: dict) -> bool:
+    try:
+        validate(values)
+    except ConfigError:
+        return False
+    return True
+
+
+def largest_accepted(config: DrainerConfig) -> tuple[DrainerConfig, dict]:
+    """The largest configuration validation accepts, and the same with names one longer."""
+    base = config.model_dump()
+    low, high = 3, 255
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if _accepted(_longest(base, middle)) else (low, middle - 1)
+    return validate(_longest(base, low)), _longest(base, low + 1)
+
+
+def _rendered(value, tokens: dict[str, str]) -> str:
+    """An environment value from the template, each token at the longest deploy can give."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_rendered(part, tokens) for part in parts)
+    key = json.dumps(value, sort_keys=True)
+    assert key in tokens, f"a token nobody measured: {key}"
+    return tokens[key]
+
+
+def test_the_largest_accepted_configuration_fits_every_lambda_environment(config):
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from stacks.config import LAMBDA_ENVIRONMENT_LIMIT_BYTES, LONGEST_TABLE_NAME, LONGEST_TOPIC_ARN
+    from stacks.drainer_stack import DrainerStack
+
+    largest, one_longer = largest_accepted(config)
+    with pytest.raises(ConfigError) as raised:
+        validate(one_longer, "drainer.toml")
+    message = str(raised.value)
+    assert "Lambda allows 4 KB (4096 bytes)" in message
+    assert "cluster_names and auto_scaling_group_names (40 names" in message
+    assert "split the clusters and groups over two stacks" in message
+
+    stack = DrainerStack(cdk.App(), largest.stack_name, config=largest)
+    template = Template.from_stack(stack).to_json()
+    tokens = {
+        json.dumps({"Ref": stack.get_logical_id(child)}, sort_keys=True): longest
+        for child, longest in (
+            (stack.claims.node.default_child, LONGEST_TABLE_NAME),
+            (stack.topic.node.default_child, LONGEST_TOPIC_ARN),
+        )
+    }
+    functions = template_resources(template, "AWS::Lambda::Function")
+    assert len(functions) >= 10
+    for name, function in functions.items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        measured = environment_bytes({key: _rendered(v, tokens) for key, v in variables.items()})
+        assert measured == largest.lambda_environment_bytes, name
+        assert measured <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, name
+    assert largest.lambda_environment_bytes > LAMBDA_ENVIRONMENT_LIMIT_BYTES - 100
+    # What the README promises about the room left for names.
+    assert len(largest.cluster_names[0]) >= 40
+    validate(
+        {
+            **config.model_dump(),
+            "cluster_names": _names("c", 60),
+            "auto_scaling_group_names": _names("g", 60),
+        }
+    )
+
+
+def template_resources(template: dict, kind: str) -> dict:
+    return {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+# --- The shipped file says what synth does -------------------------------------------------------
+
+
+def test_the_shipped_file_states_the_max_drain_rule_synth_applies():
+    (line,) = [
+        line
+        for line in (ROOT / "drainer.toml").read_text().splitlines()
+        if line.startswith("max_drain_seconds")
+    ]
+    comment = line.partition("#")[2]
+    assert "capped" not in comment, "synth refuses a larger value; it caps nothing"
+    assert "100 × heartbeat_timeout_seconds" in comment
+    assert "capped" not in DrainerConfig.model_fields["max_drain_seconds"].description
+
+
+def test_the_readme_example_is_what_synth_prints(tmp_path, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("$ cat drainer.toml\n", 1)[1].split("```", 1)[0]
+    file_text, printed = block.split("$ make synth\n")
+    (tmp_path / "drainer.toml").write_text(file_text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        load_config("drainer.toml")
+    assert f"ecs-drainer: {raised.value}" == printed.rstrip("\n")

@@ -1,5 +1,6 @@
 """Bad configuration: every invalid field stops synthesis with a message naming the field, the
-value and the allowed range; so does every cross-field rule; and so does `cdk synth` itself."""
+value and the allowed range; so does a value of the wrong type (never coerced), every cross-field
+rule, and `cdk synth` itself, which also refuses settings given as CDK context."""
 
 from __future__ import annotations
 
@@ -46,6 +47,36 @@ INVALID: dict[str, tuple[Any, str]] = {
     "metrics_namespace": ("bad\nnamespace", "{1,255}$"),
 }
 
+# field -> a value of the wrong type, as a TOML file can give it; strict validation refuses it.
+WRONG_TYPE: dict[str, Any] = {
+    "stack_name": 42,
+    "cluster_names": "prod",
+    "auto_scaling_group_names": "prod-asg",
+    "manage_lifecycle_hooks": "true",
+    "lifecycle_hook_name": 7,
+    "heartbeat_timeout_seconds": "900",
+    "max_drain_seconds": 3600.0,
+    "poll_interval_seconds": "30",
+    "max_poll_interval_seconds": 300.5,
+    "backoff_after_seconds": True,
+    "backoff_rate": "1.5",
+    "spot_poll_interval_seconds": "5",
+    "rebalance_policy": 1,
+    "standalone_task_policy": True,
+    "standalone_task_grace_seconds": "600",
+    "daemon_task_grace_seconds": "120",
+    "straggler_policy": 0,
+    "straggler_stop_wait_seconds": "30",
+    "rescue_grace_seconds": "180",
+    "dry_run": "yes",
+    "test_event_source": 1,
+    "log_retention_days": "30",
+    "notification_emails": "ops@example.com",
+    "lambda_architecture": 64,
+    "lambda_memory_mb": "256",
+    "metrics_namespace": 3,
+}
+
 # Cross-field rules: changes, then what the message must name.
 CROSS_FIELD: dict[str, tuple[dict[str, Any], list[str]]] = {
     "ceiling beyond the hook's global timeout": (
@@ -59,6 +90,25 @@ CROSS_FIELD: dict[str, tuple[dict[str, Any], list[str]]] = {
     "polls too far apart for the heartbeats": (
         {"heartbeat_timeout_seconds": 1800, "max_poll_interval_seconds": 700},
         ["max_poll_interval_seconds=700", "heartbeat_timeout_seconds", "≤ 600"],
+    ),
+    "standalone grace as long as the ceiling": (
+        {
+            "standalone_task_policy": "stop",
+            "standalone_task_grace_seconds": 3600,
+            "max_drain_seconds": 3600,
+        },
+        ["standalone_task_grace_seconds=3600", "max_drain_seconds=3600", "never end", "below 3600"],
+    ),
+    "daemon grace beyond the ceiling": (
+        {"daemon_task_grace_seconds": 600, "max_drain_seconds": 300},
+        ["daemon_task_grace_seconds=600", "max_drain_seconds=300", "below 300"],
+    ),
+    "settings beyond Lambda's 4 KB of environment variables": (
+        {
+            "cluster_names": [f"cluster-{index:02d}".ljust(150, "x") for index in range(20)],
+            "auto_scaling_group_names": [f"group-{index:02d}" for index in range(20)],
+        },
+        ["4 KB (4096 bytes)", "cluster_names and auto_scaling_group_names (40 names", "shorten"],
     ),
     "drain history beyond the quota": (
         {"poll_interval_seconds": 5, "backoff_after_seconds": 172_800},
@@ -77,6 +127,19 @@ def valid() -> dict[str, Any]:
 def test_every_field_has_an_invalid_case() -> None:
     """A new setting without a case here fails this test: the table stays complete."""
     assert set(INVALID) == set(DrainerConfig.model_fields)
+    assert set(WRONG_TYPE) == set(DrainerConfig.model_fields)
+
+
+@pytest.mark.parametrize("field", sorted(DrainerConfig.model_fields))
+def test_a_wrong_type_is_refused_not_coerced(valid: dict[str, Any], field: str) -> None:
+    value = WRONG_TYPE[field]
+    with pytest.raises(ConfigError) as raised:
+        validate({**valid, field: value}, "bad.toml")
+    message = str(raised.value)
+    tally.case("invalid configurations")
+    (problem,) = message.splitlines()[1:]
+    assert problem.lstrip(" -").startswith(f"{field} = {value!r}: "), problem
+    assert "Input should be" in problem, problem
 
 
 @pytest.mark.parametrize("field", sorted(DrainerConfig.model_fields))
@@ -115,21 +178,16 @@ def test_every_problem_of_a_bad_file_is_named_at_once(valid: dict[str, Any]) -> 
         assert field in message
 
 
-def test_cdk_app_refuses_a_bad_config_file(tmp_path: Path) -> None:
-    """What `cdk synth -c config=FILE` runs: the CLI hands context to the app through the
+def run_app(tmp_path: Path, context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """What `cdk synth -c key=value …` runs: the CLI hands context to the app through the
     CDK_CONTEXT_JSON environment variable, which aws-cdk's App reads."""
-    bad = tmp_path / "bad.toml"
-    bad.write_text(
-        '[drainer]\ncluster_names = ["demo"]\nauto_scaling_group_names = ["demo-asg"]\n'
-        "heartbeat_timeout_seconds = 10\n"
-    )
     env = {
         **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps({"config": str(bad)}),
+        "CDK_CONTEXT_JSON": json.dumps(context),
         "CDK_OUTDIR": str(tmp_path / "cdk.out"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "app.py"],
         cwd=ROOT,
         env=env,
@@ -138,6 +196,15 @@ def test_cdk_app_refuses_a_bad_config_file(tmp_path: Path) -> None:
         timeout=120,
         check=False,
     )
+
+
+def test_cdk_app_refuses_a_bad_config_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[drainer]\ncluster_names = ["demo"]\nauto_scaling_group_names = ["demo-asg"]\n'
+        "heartbeat_timeout_seconds = 10\n"
+    )
+    done = run_app(tmp_path, {"config": str(bad)})
     tally.case("invalid configurations")
     assert done.returncode != 0
     assert f"ecs-drainer: {bad}: invalid configuration" in done.stderr
@@ -145,3 +212,15 @@ def test_cdk_app_refuses_a_bad_config_file(tmp_path: Path) -> None:
     assert "allowed: 30 to 7200" in done.stderr
     written = list((tmp_path / "cdk.out").glob("*.template.json"))
     assert written == [], "nothing may be synthesized from a bad file"
+
+
+def test_cdk_app_refuses_settings_given_as_context(tmp_path: Path) -> None:
+    """`cdk deploy -c dry_run=true -c cluster_names=a,b`: refused, naming each key and the fix."""
+    done = run_app(tmp_path, {"dry_run": "true", "cluster_names": "a,b"})
+    tally.case("invalid configurations")
+    assert done.returncode != 0
+    assert "ecs-drainer: CDK context: refused (2 problem(s)):" in done.stderr
+    assert "-c dry_run=true: settings are not read from CDK context" in done.stderr
+    assert "write dry_run = … below [drainer] in drainer.toml" in done.stderr
+    assert "-c cluster_names=a,b" in done.stderr
+    assert list((tmp_path / "cdk.out").glob("*.template.json")) == []

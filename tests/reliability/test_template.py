@@ -261,3 +261,140 @@ def test_failed_drains_and_undelivered_events_raise_an_alarm_on_the_topic(
         and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(statement["Action"]))
         for statement in key["Properties"]["KeyPolicy"]["Statement"]
     )
+
+
+def resolved(value: Any) -> Any:
+    """A policy fragment with every Fn::Join rendered (see render)."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return render(value)
+    if isinstance(value, dict):
+        return {key: resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolved(item) for item in value]
+    return value
+
+
+def logical_ref(stack: DrainerStack, construct: Any) -> dict[str, str]:
+    return {"Ref": stack.resolve(stack.get_logical_id(construct.node.default_child))}
+
+
+def from_this_stacks_alarms(template: dict[str, Any]) -> dict[str, Any]:
+    """The source conditions that name exactly this stack's alarms."""
+    names = [
+        resource["Properties"]["AlarmName"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(names) == 2
+    return {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {
+            "aws:SourceArn": sorted(
+                f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{n}" for n in names
+            )
+        },
+    }
+
+
+def sorted_conditions(condition: dict[str, Any]) -> dict[str, Any]:
+    return {
+        operator: {
+            key: sorted(as_list(value)) if isinstance(value, list) else value
+            for key, value in keys.items()
+        }
+        for operator, keys in resolved(condition).items()
+    }
+
+
+def test_the_alarms_may_publish_to_the_ssl_only_topic(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    """enforce_ssl's topic policy replaces SNS's default one: without an Allow for the CloudWatch
+    service principal, scoped to this stack's alarms, the alarms notify nobody."""
+    _, stack, template = synthesized
+    topic = logical_ref(stack, stack.topic)
+    resources = template["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            assert resource["Properties"]["AlarmActions"] == [topic]
+    (policy,) = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::TopicPolicy"
+    ]
+    assert policy["Topics"] == [topic]
+    statements = as_list(policy["PolicyDocument"]["Statement"])
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    assert [(s["Principal"], s["Action"], s["Condition"]) for s in denies] == [
+        ("*", "sns:Publish", {"Bool": {"aws:SecureTransport": "false"}})
+    ]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert as_list(allow["Action"]) == ["sns:Publish"]
+    assert allow["Resource"] == topic
+    assert sorted_conditions(allow["Condition"]) == from_this_stacks_alarms(template)
+
+
+def test_cloudwatch_gets_only_the_key_actions_it_needs_for_this_stacks_alarms(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    (key,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    (statement,) = [
+        s
+        for s in as_list(key["Properties"]["KeyPolicy"]["Statement"])
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert sorted_conditions(statement["Condition"]) == from_this_stacks_alarms(template)
+
+
+def test_the_state_machine_may_invoke_only_the_unqualified_functions_it_calls(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    """The definition names each function by its unqualified ARN (the substitutions); no state
+    calls a version or alias, so `<arn>:*` is a grant nothing uses."""
+    _, stack, template = synthesized
+    resources = template["Resources"]
+    (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    called = sorted(
+        json.dumps(arn, sort_keys=True)
+        for arn in machine["Properties"]["DefinitionSubstitutions"].values()
+    )
+    assert all('"Arn"]}' in arn and ":*" not in arn for arn in called), called
+    machine_role = logical_ref(stack, stack.state_machine.role)
+    granted = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
+            if "lambda:InvokeFunction" in as_list(statement["Action"]):
+                assert resource["Properties"]["Roles"] == [machine_role]
+                granted += [json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"])]
+    assert sorted(granted) == called
+
+
+def test_eventbridge_may_assume_the_rules_role_only_for_this_stacks_rules(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    resources = template["Resources"]
+    rules_by_role: dict[str, list[str]] = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"]["Targets"]:
+            if "RoleArn" in target:
+                role_id = target["RoleArn"]["Fn::GetAtt"][0]
+                name = resource["Properties"]["Name"]
+                rules_by_role.setdefault(role_id, []).append(
+                    f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+                )
+    assert sum(len(rules) for rules in rules_by_role.values()) == 3
+    for role_id, rule_arns in rules_by_role.items():
+        trust = as_list(resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+        for statement in trust:
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+            assert sorted_conditions(statement["Condition"]) == {
+                "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                "ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
+            }

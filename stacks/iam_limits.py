@@ -33,15 +33,15 @@ REFERENCE_LENGTH = 256
 
 @dataclass(frozen=True)
 class Oversize:
-    kind: str  # "inline policies of role", "managed policy", "trust policy of role"
+    kind: str  # "all inline policies of the role", "managed policy", "trust policy"
     owner: str  # logical id
     size: int
     limit: int
 
     def __str__(self) -> str:
         return (
-            f"the {self.kind} {self.owner} come to {self.size:,} characters at worst; IAM allows "
-            f"{self.limit:,} ({QUOTAS_PAGE})"
+            f"{self.owner} ({self.kind}): {self.size:,} characters at worst, whitespace not "
+            f"counted; IAM allows {self.limit:,} ({QUOTAS_PAGE})"
         )
 
 
@@ -79,7 +79,7 @@ def oversized(resources: dict[str, Any], stack_name: str) -> Iterator[Oversize]:
         if resource["Type"] == "AWS::IAM::Role":
             trust = size(properties["AssumeRolePolicyDocument"], stack_name)
             if trust > TRUST_POLICY_LIMIT:
-                yield Oversize("trust policy of role", logical_id, trust, TRUST_POLICY_LIMIT)
+                yield Oversize("trust policy", logical_id, trust, TRUST_POLICY_LIMIT)
             for policy in properties.get("Policies", []):
                 inline[logical_id] += size(policy["PolicyDocument"], stack_name)
         elif resource["Type"] == "AWS::IAM::Policy":
@@ -92,4 +92,4 @@ def oversized(resources: dict[str, Any], stack_name: str) -> Iterator[Oversize]:
                 yield Oversize("managed policy", logical_id, managed, MANAGED_POLICY_LIMIT)
     for role, total in inline.items():
         if total > ROLE_INLINE_LIMIT:
-            yield Oversize("inline policies of role", role, total, ROLE_INLINE_LIMIT)
+            yield Oversize("all inline policies of the role", role, total, ROLE_INLINE_LIMIT)

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks
 from moto.events.models import EventPattern
 
 from drainer.parsers import lifecycle, rebalance, spot
-from stacks.config import DrainerConfig, load_config, validate
+from stacks import iam_limits
+from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
 from stacks.definition import FUNCTIONS, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
 from tests.conftest import ROOT
@@ -398,3 +402,90 @@ def test_eventbridge_may_assume_the_rules_role_only_for_this_stacks_rules(
                 "StringEquals": {"aws:SourceAccount": ACCOUNT},
                 "ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
             }
+
+
+LONGEST_STACK_NAME = "S" + "x" * 63  # the config's stack_name pattern allows 64 characters
+
+
+def at_most(cluster_name_length: int) -> DrainerConfig:
+    """20 clusters and 20 groups (the config's maximum) of the given lengths, the longest stack
+    name. Built without the model's cross-field checks: the Lambda environment's size is
+    config.py's matter; this is about IAM."""
+    clusters = [f"{index:02d}" + "c" * (cluster_name_length - 2) for index in range(20)]
+    groups = [f"{index:02d}" + "g" * 253 for index in range(20)]
+    assert all(re.fullmatch(CLUSTER_NAME, name) for name in clusters)
+    assert all(re.fullmatch(GROUP_NAME, name) for name in groups)
+    return DrainerConfig.model_construct(
+        **{
+            **load_config(ROOT / "drainer.toml").model_dump(),
+            "stack_name": LONGEST_STACK_NAME,
+            "cluster_names": clusters,
+            "auto_scaling_group_names": groups,
+        }
+    )
+
+
+def synth_for_any_account(config: DrainerConfig) -> dict[str, Any]:
+    """As app.py synthesizes: no account or Region, so ARNs keep their pseudo parameters (which
+    the size check fills with their longest real values); cdk-nag on."""
+    app = cdk.App()
+    DrainerStack(app, config.stack_name, config=config)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    assembly = app.synth()
+    path = assembly.get_stack_by_name(config.stack_name).template_full_path
+    with open(path) as template:
+        return json.load(template)
+
+
+def test_synth_refuses_a_configuration_whose_policies_iam_would_refuse() -> None:
+    """Twenty 255-character cluster names validate, but the roles that list every cluster
+    three times would pass IAM's 10,240 characters: synth says so, naming the fix."""
+    with pytest.raises(RuntimeError) as refused:
+        synth_for_any_account(at_most(cluster_name_length=255))
+    message = str(refused.value)
+    assert "10,240" in message and iam_limits.QUOTAS_PAGE in message
+    assert "PollTasksRole" in message and "StopTasksRole" in message
+    assert "fewer or shorter cluster_names" in message
+
+
+def test_a_large_configuration_deploys_within_iam_size_quotas() -> None:
+    """20 clusters of 64-character names and 20 groups of 255, the longest stack name: every
+    role's inline policies, managed policy and trust policy fit at their worst case."""
+    config = at_most(cluster_name_length=64)
+    template = synth_for_any_account(config)
+    resources = template["Resources"]
+    assert list(iam_limits.oversized(resources, config.stack_name)) == []
+    sizes = [
+        iam_limits.size(resource["Properties"]["PolicyDocument"], config.stack_name)
+        for resource in resources.values()
+        if resource["Type"] == "AWS::IAM::Policy"
+    ]
+    assert max(sizes) > iam_limits.ROLE_INLINE_LIMIT * 0.7  # the case measured is a large one
+    rule_names = [
+        resource["Properties"]["Name"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Events::Rule" and "Name" in resource["Properties"]
+    ]
+    assert len(set(rule_names)) == 3 and all(len(name) <= 64 for name in rule_names)
+
+
+def test_policy_size_counts_what_iam_counts() -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ecs:StopTask",
+                "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":ecs:x"]]},
+            }
+        ],
+    }
+    compact = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:StopTask",'
+        '"Resource":"arn:aws-us-gov:ecs:x"}]}'
+    )
+    assert iam_limits.size(document, "EcsDrainer") == len(compact)
+    assert (
+        iam_limits.size({"Resource": {"Fn::GetAtt": ["Table", "Arn"]}}, "S")
+        == len('{"Resource":""}') + iam_limits.REFERENCE_LENGTH
+    )

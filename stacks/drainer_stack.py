@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import aws_cdk as cdk
+import constructs
+import jsii
 from aws_cdk import (
+    ArnFormat,
     CfnOutput,
     Duration,
     RemovalPolicy,
@@ -29,10 +35,16 @@ from stacks import LAMBDA_DIR
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
 from stacks.definition import DEFINITION_FILE, FUNCTIONS, RESCUE_FUNCTION, Function, substitutions
 from stacks.event_patterns import event_patterns, execution_failure_pattern
+from stacks.iam_limits import oversized
 
 # EventBridge retries delivery to the state machine for up to a day, then dead-letters.
 RULE_RETRY_ATTEMPTS = 185
 RULE_MAX_EVENT_AGE = Duration.hours(24)
+RULE_NAME_LIMIT = 64  # EventBridge rule names: 1–64 characters
+# The two alarms, by construct id. Their names are fixed (stack name + id) so that the topic and key
+# policies can name their ARNs: a reference to the alarm would make the key depend on itself.
+FAILED_ALARM, UNDELIVERED_ALARM = "DrainFailedAlarm", "UndeliveredEventsAlarm"
+CLOUDWATCH = "cloudwatch.amazonaws.com"
 
 
 class DrainerStack(Stack):
@@ -55,6 +67,9 @@ class DrainerStack(Stack):
             removal_policy=RemovalPolicy.DESTROY,  # claims live a day; nothing to keep
         )
 
+        self.alarm_names = {
+            alarm: f"{self.stack_name}-{alarm}" for alarm in (FAILED_ALARM, UNDELIVERED_ALARM)
+        }
         # Customer-managed key: CloudWatch alarms can publish to an encrypted topic only with
         # a key policy that lets cloudwatch.amazonaws.com use the key.
         topic_key = kms.Key(
@@ -63,13 +78,37 @@ class DrainerStack(Stack):
             enable_key_rotation=True,
             description="Encrypts the ECS drainer's outcome topic",
         )
-        topic_key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        # Only what SNS needs to encrypt the alarm's message for the publisher, on behalf of this
+        # stack's alarms (SNS, "Managing Amazon SNS encryption keys", compatibility with AWS
+        # services: https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+        topic_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarmsToUseTheKey",
+                principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=self._from_this_stacks_alarms(),
+            )
+        )
         self.topic = sns.Topic(
             self,
             "Outcomes",
             display_name="ECS drain outcomes",
             master_key=topic_key,
             enforce_ssl=True,
+        )
+        # enforce_ssl writes a topic policy, which replaces SNS's default one: without this Allow
+        # the alarms' publish is refused and nobody hears of a failed drain (AWS knowledge center,
+        # https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger; SNS,
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisStacksAlarmsToPublish",
+                principals=[iam.ServicePrincipal(CLOUDWATCH)],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=self._from_this_stacks_alarms(),
+            )
         )
         for address in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
@@ -99,8 +138,14 @@ class DrainerStack(Stack):
                 destination=machine_logs, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
-        for function in self.functions.values():
-            function.grant_invoke(self.state_machine)
+        # The definition invokes each function by its unqualified ARN; grant_invoke would add
+        # `<arn>:*` (every version and alias) too, which no state calls.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[function.function_arn for function in self.functions.values()],
+            )
+        )
 
         self.dead_letters = sqs.Queue(
             self,
@@ -109,17 +154,42 @@ class DrainerStack(Stack):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
+        patterns = event_patterns(config)
+        rule_names = {name: _rule_name(self.stack_name, name) for name in patterns}
+        # The role EventBridge assumes to start executions, for these rules only (EventBridge,
+        # "Cross-service confused deputy prevention": https://docs.aws.amazon.com/eventbridge/
+        # latest/userguide/cross-service-confused-deputy-prevention.html). The rules are named
+        # so the trust policy can list their ARNs without depending on them.
+        self.rules_role = iam.Role(
+            self,
+            "RulesRole",
+            description="EventBridge starts ECS drain executions for the drainer's rules",
+            assumed_by=iam.ServicePrincipal(
+                "events.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnEquals": {
+                        "aws:SourceArn": [
+                            self.format_arn(service="events", resource="rule", resource_name=name)
+                            for name in rule_names.values()
+                        ]
+                    },
+                },
+            ),
+        )
         self.rules = {}
-        for name, pattern in event_patterns(config).items():
+        for name, pattern in patterns.items():
             rule = events.Rule(
                 self,
                 f"{name}Rule",
+                rule_name=rule_names[name],
                 event_pattern=_pattern(pattern),
                 description=f"ECS drainer: {name}",
             )
             rule.add_target(
                 targets.SfnStateMachine(
                     self.state_machine,
+                    role=self.rules_role,
                     dead_letter_queue=self.dead_letters,
                     retry_attempts=RULE_RETRY_ATTEMPTS,
                     max_event_age=RULE_MAX_EVENT_AGE,
@@ -163,6 +233,7 @@ class DrainerStack(Stack):
         CfnOutput(self, "OutcomeTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "TestEventSource", value=config.test_event_source or "(disabled)")
         self._acknowledge_nag_findings()
+        self.node.add_validation(_PolicySizeCheck(self))
 
     # --- Lambdas -------------------------------------------------------------------------
     def _function(
@@ -284,6 +355,22 @@ class DrainerStack(Stack):
         )
 
     # --- Operations ----------------------------------------------------------------------
+    def _from_this_stacks_alarms(self) -> dict[str, Any]:
+        """Conditions that confine the CloudWatch service principal to this stack's alarms."""
+        alarm_arns = [
+            self.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in self.alarm_names.values()
+        ]
+        return {
+            "StringEquals": {"aws:SourceAccount": self.account},
+            "ArnEquals": {"aws:SourceArn": alarm_arns},
+        }
+
     def _alarms(self) -> None:
         machine = self.state_machine
         period = Duration.minutes(5)
@@ -299,7 +386,7 @@ class DrainerStack(Stack):
         )
         self.failed_alarm = self._alarm_on_any(
             failed,
-            "DrainFailedAlarm",
+            FAILED_ALARM,
             "An ECS drain execution failed, timed out or was aborted. Its lifecycle action was "
             "completed by the rescue path; see docs/RUNBOOK.md.",
         )
@@ -307,7 +394,7 @@ class DrainerStack(Stack):
             self.dead_letters.metric_approximate_number_of_messages_visible(
                 period=period, statistic="Maximum"
             ),
-            "UndeliveredEventsAlarm",
+            UNDELIVERED_ALARM,
             "EventBridge could not start a drain; the event is in the dead-letter queue. "
             "See docs/RUNBOOK.md.",
         )
@@ -322,6 +409,7 @@ class DrainerStack(Stack):
         alarm = metric.create_alarm(
             self,
             construct_id,
+            alarm_name=self.alarm_names[construct_id],
             alarm_description=description,
             threshold=1,
             evaluation_periods=1,
@@ -394,16 +482,8 @@ class DrainerStack(Stack):
                 "CDK's topic grant: publishing to the KMS-encrypted topic needs "
                 "GenerateDataKey* on that one key.",
             )
-        machine_role = self.state_machine.role
-        for function in self.functions.values():
-            logical_id = self.resolve(self.get_logical_id(function.node.default_child))
-            self._acknowledge(
-                machine_role,
-                f"Resource::<{logical_id}.Arn>:*",
-                "CDK's grant_invoke covers versions and aliases of this one drainer function.",
-            )
         self._acknowledge(
-            machine_role,
+            self.state_machine.role,
             "Resource::*",
             "X-Ray tracing and CloudWatch Logs delivery actions support no "
             "resource-level permissions.",
@@ -422,6 +502,45 @@ class DrainerStack(Stack):
         )
 
 
+@jsii.implements(constructs.IValidation)
+class _PolicySizeCheck:
+    """Refuses synthesis when a role or policy would exceed IAM's size quotas (iam_limits.py)."""
+
+    def __init__(self, stack: DrainerStack) -> None:
+        self._stack = stack
+
+    def validate(self) -> list[str]:
+        stack = self._stack
+        resources = {}
+        for construct in stack.node.find_all():
+            if isinstance(construct, iam.CfnRole):
+                properties = {"AssumeRolePolicyDocument": construct.assume_role_policy_document}
+            elif isinstance(construct, iam.CfnPolicy | iam.CfnManagedPolicy):
+                properties = {"PolicyDocument": construct.policy_document, "Roles": construct.roles}
+            else:
+                continue
+            logical_id = stack.resolve(stack.get_logical_id(construct))
+            resources[logical_id] = {
+                "Type": construct.cfn_resource_type,
+                "Properties": stack.resolve(properties),
+            }
+        return [
+            f"{problem}. Every configured cluster and group is granted by its own ARN: configure "
+            "fewer or shorter cluster_names / auto_scaling_group_names."
+            for problem in oversized(resources, stack.stack_name)
+        ]
+
+
+def _rule_name(stack_name: str, name: str) -> str:
+    """`<stack>-<name>Rule` (as the sandbox names them), shortened with a hash of the full name
+    when it would pass EventBridge's 64 characters."""
+    full = f"{stack_name}-{name}Rule"
+    if len(full) <= RULE_NAME_LIMIT:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:8]
+    return f"{full[: RULE_NAME_LIMIT - len(digest) - 1]}-{digest}"
+
+
 def _pattern(pattern: dict) -> events.EventPattern:
     return events.EventPattern(
         source=pattern["source"],
@@ -430,9 +549,7 @@ def _pattern(pattern: dict) -> events.EventPattern:
     )
 
 
-def _colon_resource_name():
-    from aws_cdk import ArnFormat
-
+def _colon_resource_name() -> ArnFormat:
     return ArnFormat.COLON_RESOURCE_NAME
 
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks
 from moto.events.models import EventPattern
 
 from drainer.parsers import lifecycle, rebalance, spot
-from stacks.config import DrainerConfig, load_config, validate
+from stacks import iam_limits
+from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
 from stacks.definition import FUNCTIONS, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
 from tests.conftest import ROOT
@@ -260,4 +264,228 @@ def test_failed_drains_and_undelivered_events_raise_an_alarm_on_the_topic(
         statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
         and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(statement["Action"]))
         for statement in key["Properties"]["KeyPolicy"]["Statement"]
+    )
+
+
+def resolved(value: Any) -> Any:
+    """A policy fragment with every Fn::Join rendered (see render)."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return render(value)
+    if isinstance(value, dict):
+        return {key: resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolved(item) for item in value]
+    return value
+
+
+def logical_ref(stack: DrainerStack, construct: Any) -> dict[str, str]:
+    return {"Ref": stack.resolve(stack.get_logical_id(construct.node.default_child))}
+
+
+def from_this_stacks_alarms(template: dict[str, Any]) -> dict[str, Any]:
+    """The source conditions that name exactly this stack's alarms."""
+    names = [
+        resource["Properties"]["AlarmName"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(names) == 2
+    return {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {
+            "aws:SourceArn": sorted(
+                f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{n}" for n in names
+            )
+        },
+    }
+
+
+def sorted_conditions(condition: dict[str, Any]) -> dict[str, Any]:
+    return {
+        operator: {
+            key: sorted(as_list(value)) if isinstance(value, list) else value
+            for key, value in keys.items()
+        }
+        for operator, keys in resolved(condition).items()
+    }
+
+
+def test_the_alarms_may_publish_to_the_ssl_only_topic(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    """enforce_ssl's topic policy replaces SNS's default one: without an Allow for the CloudWatch
+    service principal, scoped to this stack's alarms, the alarms notify nobody."""
+    _, stack, template = synthesized
+    topic = logical_ref(stack, stack.topic)
+    resources = template["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            assert resource["Properties"]["AlarmActions"] == [topic]
+    (policy,) = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::SNS::TopicPolicy"
+    ]
+    assert policy["Topics"] == [topic]
+    statements = as_list(policy["PolicyDocument"]["Statement"])
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    assert [(s["Principal"], s["Action"], s["Condition"]) for s in denies] == [
+        ("*", "sns:Publish", {"Bool": {"aws:SecureTransport": "false"}})
+    ]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert as_list(allow["Action"]) == ["sns:Publish"]
+    assert allow["Resource"] == topic
+    assert sorted_conditions(allow["Condition"]) == from_this_stacks_alarms(template)
+
+
+def test_cloudwatch_gets_only_the_key_actions_it_needs_for_this_stacks_alarms(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    (key,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    (statement,) = [
+        s
+        for s in as_list(key["Properties"]["KeyPolicy"]["Statement"])
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert statement["Effect"] == "Allow"
+    assert sorted(as_list(statement["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert sorted_conditions(statement["Condition"]) == from_this_stacks_alarms(template)
+
+
+def test_the_state_machine_may_invoke_only_the_unqualified_functions_it_calls(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    """The definition names each function by its unqualified ARN (the substitutions); no state
+    calls a version or alias, so `<arn>:*` is a grant nothing uses."""
+    _, stack, template = synthesized
+    resources = template["Resources"]
+    (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    called = sorted(
+        json.dumps(arn, sort_keys=True)
+        for arn in machine["Properties"]["DefinitionSubstitutions"].values()
+    )
+    assert all('"Arn"]}' in arn and ":*" not in arn for arn in called), called
+    machine_role = logical_ref(stack, stack.state_machine.role)
+    granted = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
+            if "lambda:InvokeFunction" in as_list(statement["Action"]):
+                assert resource["Properties"]["Roles"] == [machine_role]
+                granted += [json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"])]
+    assert sorted(granted) == called
+
+
+def test_eventbridge_may_assume_the_rules_role_only_for_this_stacks_rules(
+    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
+) -> None:
+    _, _, template = synthesized
+    resources = template["Resources"]
+    rules_by_role: dict[str, list[str]] = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Events::Rule":
+            continue
+        for target in resource["Properties"]["Targets"]:
+            if "RoleArn" in target:
+                role_id = target["RoleArn"]["Fn::GetAtt"][0]
+                name = resource["Properties"]["Name"]
+                rules_by_role.setdefault(role_id, []).append(
+                    f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+                )
+    assert sum(len(rules) for rules in rules_by_role.values()) == 3
+    for role_id, rule_arns in rules_by_role.items():
+        trust = as_list(resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+        for statement in trust:
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+            assert sorted_conditions(statement["Condition"]) == {
+                "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                "ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
+            }
+
+
+LONGEST_STACK_NAME = "S" + "x" * 63  # the config's stack_name pattern allows 64 characters
+
+
+def at_most(cluster_name_length: int) -> DrainerConfig:
+    """20 clusters and 20 groups (the config's maximum) of the given lengths, the longest stack
+    name. Built without the model's cross-field checks: the Lambda environment's size is
+    config.py's matter; this is about IAM."""
+    clusters = [f"{index:02d}" + "c" * (cluster_name_length - 2) for index in range(20)]
+    groups = [f"{index:02d}" + "g" * 253 for index in range(20)]
+    assert all(re.fullmatch(CLUSTER_NAME, name) for name in clusters)
+    assert all(re.fullmatch(GROUP_NAME, name) for name in groups)
+    return DrainerConfig.model_construct(
+        **{
+            **load_config(ROOT / "drainer.toml").model_dump(),
+            "stack_name": LONGEST_STACK_NAME,
+            "cluster_names": clusters,
+            "auto_scaling_group_names": groups,
+        }
+    )
+
+
+def synth_for_any_account(config: DrainerConfig) -> dict[str, Any]:
+    """As app.py synthesizes: no account or Region, so ARNs keep their pseudo parameters (which
+    the size check fills with their longest real values); cdk-nag on."""
+    app = cdk.App()
+    DrainerStack(app, config.stack_name, config=config)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    assembly = app.synth()
+    path = assembly.get_stack_by_name(config.stack_name).template_full_path
+    with open(path) as template:
+        return json.load(template)
+
+
+def test_synth_refuses_a_configuration_whose_policies_iam_would_refuse() -> None:
+    """Twenty 255-character cluster names validate, but the roles that list every cluster
+    three times would pass IAM's 10,240 characters: synth says so, naming the fix."""
+    with pytest.raises(RuntimeError) as refused:
+        synth_for_any_account(at_most(cluster_name_length=255))
+    message = str(refused.value)
+    assert "10,240" in message and iam_limits.QUOTAS_PAGE in message
+    assert "PollTasksRole" in message and "StopTasksRole" in message
+    assert "fewer or shorter cluster_names" in message
+
+
+def test_a_large_configuration_deploys_within_iam_size_quotas() -> None:
+    """20 clusters of 64-character names and 20 groups of 255, the longest stack name: every
+    role's inline policies, managed policy and trust policy fit at their worst case."""
+    config = at_most(cluster_name_length=64)
+    template = synth_for_any_account(config)
+    resources = template["Resources"]
+    assert list(iam_limits.oversized(resources, config.stack_name)) == []
+    sizes = [
+        iam_limits.size(resource["Properties"]["PolicyDocument"], config.stack_name)
+        for resource in resources.values()
+        if resource["Type"] == "AWS::IAM::Policy"
+    ]
+    assert max(sizes) > iam_limits.ROLE_INLINE_LIMIT * 0.7  # the case measured is a large one
+    rule_names = [
+        resource["Properties"]["Name"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Events::Rule" and "Name" in resource["Properties"]
+    ]
+    assert len(set(rule_names)) == 3 and all(len(name) <= 64 for name in rule_names)
+
+
+def test_policy_size_counts_what_iam_counts() -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ecs:StopTask",
+                "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":ecs:x"]]},
+            }
+        ],
+    }
+    compact = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:StopTask",'
+        '"Resource":"arn:aws-us-gov:ecs:x"}]}'
+    )
+    assert iam_limits.size(document, "EcsDrainer") == len(compact)
+    assert (
+        iam_limits.size({"Resource": {"Fn::GetAtt": ["Table", "Arn"]}}, "S")
+        == len('{"Resource":""}') + iam_limits.REFERENCE_LENGTH
     )

@@ -273,6 +273,14 @@ class World:
             ec2.state = "running"
             self.ecs.start_instance(instance_id)
 
+    def reconnect_agent(self, instance_id: str) -> None:
+        """The ECS agent disconnects and reconnects, as it does several times an hour (ECS
+        developer guide, container instance state change events): two events, status as is."""
+        with self.op():
+            for ci in self.ecs._instances_for(instance_id):
+                self.ecs._set_agent_connected(ci, False)
+                self.ecs._set_agent_connected(ci, True)
+
     def spot_interrupt(self, instance_id: str, action: str = "terminate") -> dict[str, Any]:
         """EC2 Spot Instance Interruption Warning now; the instance goes 120 s later.
 

@@ -1,5 +1,7 @@
 """Lambda: claim a Spot drain (after DRAINING) so that a duplicate warning ends as a duplicate.
 
+For a `stop` or `hibernate` interruption the instance is also noted as parked, so that it is set
+ACTIVE again when it comes back (drainer/parking.py, lambdas/reactivate_instance.py).
 Lifecycle and rebalance drains are claimed by Resolve (lambdas/resolve.py).
 """
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from drainer.claims import claim
 from drainer.clock import utcnow
+from drainer.parking import park, should_park
 from drainer.request import DrainRequest
 from drainer.settings import settings
 
@@ -16,7 +19,9 @@ from drainer.settings import settings
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     request = DrainRequest.from_state(state["request"])
-    return {
-        **state,
-        "claim": claim(settings().claims_table, request, event["executionArn"], utcnow()),
-    }
+    table, execution_arn = settings().claims_table, event["executionArn"]
+    claimed = claim(table, request, execution_arn, utcnow())
+    drain = (state.get("progress") or {}).get("drain")
+    if not claimed["duplicate"] and should_park(request, drain):
+        claimed["parked"] = park(table, request, state["target"], execution_arn)
+    return {**state, "claim": claimed}

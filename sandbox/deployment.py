@@ -23,13 +23,25 @@ from drainer import aws, settings
 from sandbox.endpoint import ACCOUNT, REGION, STATE_MACHINE_NAME
 from sandbox.eventbridge import Rule
 from stacks.config import DrainerConfig
-from stacks.definition import FUNCTIONS, RESCUE_FUNCTION, Function, render, substitutions
-from stacks.event_patterns import event_patterns, execution_failure_pattern
+from stacks.definition import (
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    Function,
+    render,
+    substitutions,
+)
+from stacks.event_patterns import (
+    event_patterns,
+    execution_failure_pattern,
+    instance_return_pattern,
+)
 
 CLAIMS_TABLE = "ecs-drainer-claims"
 TOPIC_NAME = "ecs-drainer-outcomes"
 FUNCTION_PREFIX = "ecs-drainer-"
 RESCUE_RULE = "ExecutionFailed"
+REACTIVATE_RULE = "InstanceReturned"
 # moto: run executions (its ASL interpreter) and answer Lambda without Docker.
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -41,7 +53,9 @@ def function_name(function: Function) -> str:
 
 
 # Deployed function name -> Function, for the Lambda seam.
-DEPLOYED_FUNCTIONS = {function_name(f): f for f in (*FUNCTIONS, RESCUE_FUNCTION)}
+DEPLOYED_FUNCTIONS = {
+    function_name(f): f for f in (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,9 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
     ]
     rules.append(
         Rule(RESCUE_RULE, execution_failure_pattern(state_machine_arn), arns[RESCUE_FUNCTION.name])
+    )
+    rules.append(
+        Rule(REACTIVATE_RULE, instance_return_pattern(config), arns[REACTIVATE_FUNCTION.name])
     )
     _put_rules(client("events"), config.stack_name, rules, role)
     return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, rules)

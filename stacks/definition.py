@@ -78,3 +78,11 @@ RESCUE_FUNCTION = Function(
     "rescue_execution.handler",
     "Complete the lifecycle action of a drain execution that failed, timed out or was aborted",
 )
+
+# Not part of the state machine: EventBridge invokes it when a container instance of a configured
+# cluster is connected and DRAINING; it sets a Spot instance the drainer parked ACTIVE again.
+REACTIVATE_FUNCTION = Function(
+    "ReactivateInstance",
+    "reactivate_instance.handler",
+    "Set a Spot instance drained for a stop/hibernate interruption ACTIVE when it comes back",
+)

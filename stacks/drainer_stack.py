@@ -33,8 +33,19 @@ from constructs import Construct
 
 from stacks import LAMBDA_DIR
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
-from stacks.definition import DEFINITION_FILE, FUNCTIONS, RESCUE_FUNCTION, Function, substitutions
-from stacks.event_patterns import event_patterns, execution_failure_pattern
+from stacks.definition import (
+    DEFINITION_FILE,
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    Function,
+    substitutions,
+)
+from stacks.event_patterns import (
+    event_patterns,
+    execution_failure_pattern,
+    instance_return_pattern,
+)
 from stacks.iam_limits import oversized
 
 # EventBridge retries delivery to the state machine for up to a day, then dead-letters.
@@ -215,6 +226,8 @@ class DrainerStack(Stack):
             )
         )
 
+        self._reactivation(code, settings, retention)
+
         if config.manage_lifecycle_hooks:
             for index, group in enumerate(config.auto_scaling_group_names):
                 autoscaling.CfnLifecycleHook(
@@ -349,6 +362,45 @@ class DrainerStack(Stack):
         )
         self.topic.grant_publish(role_function)
 
+    def _reactivation(
+        self, code: lambda_.Code, settings: str, retention: logs.RetentionDays
+    ) -> None:
+        """Spot stop/hibernate: a parked instance is set ACTIVE again when it comes back
+        (lambdas/drainer/parking.py). Its own function, rule and grants."""
+        self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
+        self.reactivate_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:UpdateContainerInstancesState"],
+                resources=[
+                    self.format_arn(
+                        service="ecs", resource="container-instance", resource_name=f"{name}/*"
+                    )
+                    for name in self.config.cluster_names
+                ],
+            )
+        )
+        self.reactivate_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:DeleteItem"],
+                resources=[self.claims.table_arn],
+            )
+        )
+        rule = events.Rule(
+            self,
+            "InstanceReturnedRule",
+            event_pattern=_pattern(instance_return_pattern(self.config)),
+            description="ECS drainer: set a parked Spot instance ACTIVE when it comes back",
+        )
+        rule.add_target(
+            targets.LambdaFunction(
+                self.reactivate_function,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+            )
+        )
+        self.instance_returned_rule = rule
+
     def _allow(self, function: str, actions: list[str], resources: list[str]) -> None:
         self.functions[function].add_to_role_policy(
             iam.PolicyStatement(actions=actions, resources=resources)
@@ -441,6 +493,9 @@ class DrainerStack(Stack):
                     self._acknowledge(
                         self.functions[function].role, f"Resource::{resource}", ecs_ids
                     )
+        for cluster in self.config.cluster_names:
+            resource = arn.format(service="ecs", resource=f"container-instance/{cluster}/*")
+            self._acknowledge(self.reactivate_function.role, f"Resource::{resource}", ecs_ids)
         group_ids = (
             "An Auto Scaling group ARN embeds a generated id; the wildcard stands for "
             "that id only, the group name is fixed."

@@ -7,6 +7,9 @@ from typing import Any
 from drainer.parsers import lifecycle, rebalance, spot
 from stacks.config import DrainerConfig
 
+INSTANCE_STATE_SOURCE = "aws.ecs"
+INSTANCE_STATE_DETAIL_TYPE = "ECS Container Instance State Change"
+
 
 def _sources(aws_source: str, config: DrainerConfig) -> list[str]:
     # AWS refuses `aws.*` sources in PutEvents, so test events come from a custom source.
@@ -34,6 +37,25 @@ def event_patterns(config: DrainerConfig) -> dict[str, dict[str, Any]]:
         "RebalanceRecommendation": {
             "source": _sources(rebalance.SOURCE, config),
             "detail-type": [rebalance.DETAIL_TYPE],
+        },
+    }
+
+
+def instance_return_pattern(config: DrainerConfig) -> dict[str, Any]:
+    """Container instances of the configured clusters that are connected and DRAINING: among
+    them, a Spot instance the drainer parked (stop/hibernate) coming back (lambdas/drainer/
+    parking.py). Only `aws.ecs`: nobody can put such an event (a forged "it is back" would
+    otherwise make a parked instance take tasks). Event reference: ECS developer guide,
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_container_instance_events.html
+    """
+    return {
+        "source": [INSTANCE_STATE_SOURCE],
+        "detail-type": [INSTANCE_STATE_DETAIL_TYPE],
+        "detail": {
+            "status": ["DRAINING"],
+            "agentConnected": [True],
+            # The default bus is regional and per account: the cluster name ends the ARN.
+            "clusterArn": [{"suffix": f":cluster/{name}"} for name in config.cluster_names],
         },
     }
 

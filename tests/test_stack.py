@@ -14,9 +14,19 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import load_config, validate
-from stacks.definition import FUNCTIONS, RESCUE_FUNCTION, definition_text, placeholders
+from stacks.definition import (
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    definition_text,
+    placeholders,
+)
 from stacks.drainer_stack import DrainerStack
-from stacks.event_patterns import event_patterns, execution_failure_pattern
+from stacks.event_patterns import (
+    event_patterns,
+    execution_failure_pattern,
+    instance_return_pattern,
+)
 from tests.conftest import ROOT
 
 MUTATING = {
@@ -72,6 +82,7 @@ def test_rules_use_the_one_pattern_definition(synthesized):
         for pattern in [
             *event_patterns(config).values(),
             execution_failure_pattern(stack.resolve(machine_arn)),
+            instance_return_pattern(config),
         ]
     )
     assert patterns == expected
@@ -106,7 +117,7 @@ def test_one_small_function_per_job(synthesized):
     config, _, template = synthesized
     functions = template.find_resources("AWS::Lambda::Function")
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        function.handler for function in (*FUNCTIONS, RESCUE_FUNCTION)
+        function.handler for function in (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
     )
     for function in functions.values():
         props = function["Properties"]
@@ -143,7 +154,8 @@ def test_operations_resources(synthesized):
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
     log_groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == len(FUNCTIONS) + 2  # + the rescue function, + the state machine
+    # + the rescue and reactivate functions, + the state machine
+    assert len(log_groups) == len(FUNCTIONS) + 3
     assert {g["Properties"]["RetentionInDays"] for g in log_groups.values()} == {
         config.log_retention_days
     }

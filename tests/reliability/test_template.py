@@ -20,7 +20,7 @@ from moto.events.models import EventPattern
 from drainer.parsers import lifecycle, rebalance, spot
 from stacks import iam_limits
 from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
-from stacks.definition import FUNCTIONS, RESCUE_FUNCTION
+from stacks.definition import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
 from tests.conftest import ROOT
 from tests.test_stack import synth
@@ -38,7 +38,7 @@ GROUP_ARN = (
 MUTATING: dict[str, tuple[str, set[str]]] = {
     "ecs:UpdateContainerInstancesState": (
         ECS_ARN.replace("{kind}", "container-instance"),
-        {"StartDrain"},
+        {"StartDrain", "ReactivateInstance"},  # DRAINING; ACTIVE for a parked Spot instance
     ),
     "ecs:StopTask": (ECS_ARN.replace("{kind}", "task"), {"StopTasks"}),
     "autoscaling:CompleteLifecycleAction": (GROUP_ARN, {"CompleteAction", "RescueExecution"}),
@@ -99,7 +99,11 @@ def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 
 def role_names(stack: DrainerStack, template: dict[str, Any]) -> dict[str, str]:
     """Role logical id -> the function it belongs to (or the role's own logical id)."""
-    functions = {**stack.functions, RESCUE_FUNCTION.name: stack.rescue_function}
+    functions = {
+        **stack.functions,
+        RESCUE_FUNCTION.name: stack.rescue_function,
+        REACTIVATE_FUNCTION.name: stack.reactivate_function,
+    }
     names = {}
     for name, function in functions.items():
         role = function.role
@@ -170,7 +174,7 @@ def test_no_rule_matches_a_custom_source_when_test_events_are_off(
         for rule in template["Resources"].values()
         if rule["Type"] == "AWS::Events::Rule"
     ]
-    assert len(patterns) == 4
+    assert len(patterns) == 5
     ours = {
         "LifecycleTransition": lifecycle.TERMINATING,
         "AutoScalingGroupName": GROUPS[0],

@@ -300,26 +300,51 @@ class EcsModel:
     def terminate_instance(self, ec2_instance_id: str) -> list[tuple[str, str]]:
         """The EC2 host is gone: kill every task not STOPPED; return (taskArn, lastStatus)."""
         killed: list[tuple[str, str]] = []
-        now = self.world.clock.now()
         for ci in self._instances_for(ec2_instance_id, include_inactive=True):
-            for task in ci.tasks:
-                if not task.live:
-                    continue
-                killed.append((task.arn, task.last_status))
-                if task.timer is not None:
-                    task.timer.cancel()
-                task.killed = True
-                task.desired_status = STOPPED
-                task.last_status = STOPPED
-                task.stopping_at = task.stopping_at or now
-                task.stopped_at = now
-                # stopCode left as it was: AWS's code for a vanished host is not documented.
-                task.stopped_reason = f"Host EC2 (instance {ec2_instance_id}) terminated."
-                task.version += 1
+            killed += self._kill_tasks(ci, "terminated")
             ci.agent_connected = False
             if ci.status != INACTIVE:
                 self._set_status(ci, INACTIVE)
         self.reconcile()
+        return killed
+
+    def stop_instance(self, ec2_instance_id: str) -> list[tuple[str, str]]:
+        """The EC2 instance stopped (a Spot `stop`/`hibernate` interruption): its tasks die and
+        its agent disconnects, but the container instance stays registered with its status —
+        a DRAINING instance is still DRAINING when it comes back (ECS developer guide,
+        "Amazon ECS container instance state change events": stopping an instance stops its
+        tasks; the agent's connection changes `agentConnected`)."""
+        killed: list[tuple[str, str]] = []
+        for ci in self._instances_for(ec2_instance_id):
+            killed += self._kill_tasks(ci, "stopped")
+            self._set_agent_connected(ci, False)
+        self.reconcile()
+        return killed
+
+    def start_instance(self, ec2_instance_id: str) -> None:
+        """The stopped EC2 instance runs again: its agent reconnects the same container
+        instance, whose status is what it was when the instance stopped."""
+        for ci in self._instances_for(ec2_instance_id):
+            self._set_agent_connected(ci, True)
+        self.reconcile()
+
+    def _kill_tasks(self, ci: ContainerInstance, how: str) -> list[tuple[str, str]]:
+        killed: list[tuple[str, str]] = []
+        now = self.world.clock.now()
+        for task in ci.tasks:
+            if not task.live:
+                continue
+            killed.append((task.arn, task.last_status))
+            if task.timer is not None:
+                task.timer.cancel()
+            task.killed = True
+            task.desired_status = STOPPED
+            task.last_status = STOPPED
+            task.stopping_at = task.stopping_at or now
+            task.stopped_at = now
+            # stopCode left as it was: AWS's code for a vanished host is not documented.
+            task.stopped_reason = f"Host EC2 (instance {ci.ec2_instance_id}) {how}."
+            task.version += 1
         return killed
 
     # ---- lookups ---------------------------------------------------------------------------
@@ -592,6 +617,13 @@ class EcsModel:
         if ci.status == status:
             return
         ci.status = status
+        ci.version += 1
+        self._state_change_event(ci)
+
+    def _set_agent_connected(self, ci: ContainerInstance, connected: bool) -> None:
+        if ci.agent_connected == connected:
+            return
+        ci.agent_connected = connected
         ci.version += 1
         self._state_change_event(ci)
 

@@ -71,6 +71,7 @@ class World:
         self.lock = threading.RLock()
         self.instances: dict[str, Ec2Instance] = {}
         self.terminations: list[Termination] = []
+        self.stops: list[Termination] = []  # instances stopped (kept): their tasks died
         self.events: list[dict[str, Any]] = []
         self.api_calls: list[ApiCall] = []
         self.faults: list[Fault] = []
@@ -248,12 +249,53 @@ class World:
             self.terminations.append(termination)
             return termination
 
+    def stop_instance(self, instance_id: str, cause: str) -> Termination | None:
+        """The EC2 instance stops (kept, not terminated): its tasks die, its container instance
+        stays registered with its agent disconnected. None when it was not running."""
+        with self.op():
+            ec2 = self.instances[instance_id]
+            if ec2.state != "running":
+                return None
+            ec2.state = "stopped"
+            stop = Termination(
+                instance_id, self.clock.now(), cause, self.ecs.stop_instance(instance_id)
+            )
+            self.stops.append(stop)
+            return stop
+
+    def start_instance(self, instance_id: str) -> None:
+        """EC2 starts a stopped instance again (a persistent Spot request, once capacity is
+        back): its agent reconnects the same container instance, status unchanged."""
+        with self.op():
+            ec2 = self.instances[instance_id]
+            if ec2.state != "stopped":
+                raise ValueError(f"{instance_id} is {ec2.state}, not stopped")
+            ec2.state = "running"
+            self.ecs.start_instance(instance_id)
+
+    def reconnect_agent(self, instance_id: str) -> None:
+        """The ECS agent disconnects and reconnects, as it does several times an hour (ECS
+        developer guide, container instance state change events): two events, status as is."""
+        with self.op():
+            for ci in self.ecs._instances_for(instance_id):
+                self.ecs._set_agent_connected(ci, False)
+                self.ecs._set_agent_connected(ci, True)
+
     def spot_interrupt(self, instance_id: str, action: str = "terminate") -> dict[str, Any]:
         """EC2 Spot Instance Interruption Warning now; the instance goes 120 s later.
 
+        `action` is the interruption behaviour: `terminate`, or `stop`/`hibernate` (the instance
+        is stopped and kept). Stop and hibernate need a persistent Spot request, which Auto
+        Scaling never uses (EC2 User Guide, "Behavior of Spot Instance interruptions";
+        CloudFormation AWS::EC2::LaunchTemplate SpotOptions: groups use one-time requests), so
+        the world refuses them for an instance of a group.
         With Capacity Rebalancing, Auto Scaling also runs the terminate hook (AWS-FACTS.md);
         the hook cannot delay the interruption.
         """
+        if action not in ("terminate", "stop", "hibernate"):
+            raise ValueError(f"unknown interruption action {action}")
+        if action != "terminate" and self.asg.group_of(instance_id) is not None:
+            raise ValueError("Auto Scaling Spot instances are always terminated")
         with self.op():
             event = self.emit(
                 "EC2 Spot Instance Interruption Warning",
@@ -263,9 +305,12 @@ class World:
             )
             # Two minutes after the event's `time`, which carries whole seconds.
             warned_at = self.clock.now().replace(microsecond=0)
+            interrupt = (
+                self.terminate_instance if action == "terminate" else self.stop_instance
+            )
             self.call_at(
                 warned_at + timedelta(seconds=SPOT_NOTICE_SECONDS),
-                lambda: self.terminate_instance(instance_id, "spot-interruption"),
+                lambda: interrupt(instance_id, "spot-interruption"),
                 f"spot {instance_id}",
             )
             group = self.asg.group_of(instance_id)

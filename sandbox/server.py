@@ -36,7 +36,7 @@ from moto.events.models import EventsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 import tests.world  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
-from sandbox import endpoint
+from sandbox import endpoint, quotas
 from sandbox.deployment import (
     DEPLOYED_FUNCTIONS,
     MOTO_CONFIG,
@@ -107,6 +107,7 @@ class Sandbox:
         server = ThreadedMotoServer(ip_address=endpoint.HOST, port=self.port, verbose=False)
         server.start()
         self._stack.callback(server.stop)
+        self._stack.enter_context(quotas.enforced())  # what moto accepts and AWS refuses
         _post_json(f"{self.endpoint}/moto-api/config", MOTO_CONFIG)
         self._stack.enter_context(self.world.install())
         self._logs = self.client("logs")

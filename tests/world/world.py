@@ -20,7 +20,8 @@ from tests.world.ecs import EcsModel, Task
 from tests.world.faults import ApiError, Fault
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-SPOT_NOTICE_SECONDS = 120  # AWS-FACTS.md: interrupted two minutes after the event time
+# Interrupted two minutes after the warning (EC2 user guide, "Spot Instance interruption notices")
+SPOT_NOTICE_SECONDS = 120
 
 
 @dataclass
@@ -251,7 +252,8 @@ class World:
     def spot_interrupt(self, instance_id: str, action: str = "terminate") -> dict[str, Any]:
         """EC2 Spot Instance Interruption Warning now; the instance goes 120 s later.
 
-        With Capacity Rebalancing, Auto Scaling also runs the terminate hook (AWS-FACTS.md);
+        With Capacity Rebalancing, Auto Scaling also runs the terminate hook (Auto Scaling user
+        guide, "Capacity Rebalancing");
         the hook cannot delay the interruption.
         """
         with self.op():

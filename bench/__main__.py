@@ -208,8 +208,9 @@ def throttling_assumptions() -> list[str]:
         "ecs-cid-sample: aws-samples/ecs-cid-sample at 0d60dd5 (2018-08-01), cform/ecs.yaml "
         "LambdaFunctionForASG and ASGTerminateHook (HeartbeatTimeout 900, DefaultResult "
         "ABANDON, no heartbeat recorded). Lambda recursive loop detection (default since July "
-        "2023) stops its SNS loop after 16 invocations (AWS-FACTS.md, ecs-cid-sample #30, "
-        "boto3 #3899); a failed invocation is retried twice (asynchronous invocation).",
+        "2023) stops its SNS loop after 16 invocations (Lambda developer guide, \"Recursive "
+        "loop detection\"; ecs-cid-sample #30, boto3 #3899); a failed invocation is retried "
+        "twice (asynchronous invocation).",
     ]
 
 

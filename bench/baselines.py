@@ -119,7 +119,8 @@ SAMPLE_PROFILE = prices.LambdaProfile(memory_mb=128, architecture="x86_64")  # M
 # One loop turn: ~100 ms of API calls, time.sleep(5), Publish; SNS delivery assumed instant.
 LOOP_PERIOD_SECONDS = (prices.SAMPLE_API_MS + prices.SAMPLE_SLEEP_MS) / 1000
 # Lambda's recursive loop detection (default since July 2023) stops an SNS → Lambda → SNS chain
-# after 16 invocations (AWS-FACTS.md; ecs-cid-sample issue #30; boto3 issue #3899).
+# after 16 invocations (Lambda developer guide, "Recursive loop detection";
+# aws-samples/ecs-cid-sample#30; boto/boto3#3899).
 LOOP_DETECTION_LIMIT = 16
 # Asynchronous invocation: a failed invocation is retried twice, after about 1 and 2 minutes
 # (Lambda developer guide, "Asynchronous invocation").
@@ -193,7 +194,7 @@ class SampleLoop:
             self.ecs.update_container_instances_state(
                 cluster=CLUSTER, containerInstances=[arn], status="DRAINING"
             )
-        # runningTasksCount counts neither DEACTIVATING nor STOPPING tasks (AWS-FACTS.md).
+        # runningTasksCount counts neither DEACTIVATING nor STOPPING tasks (aws/aws-cdk#13506).
         return running > 0
 
     def find_ecs_instance_info(self, instance_id: str) -> tuple[str | None, str | None, int]:

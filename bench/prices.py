@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Step Functions Standard: $0.025 per 1,000 state transitions; retries count too
-# (AWS Step Functions pricing page; /work/shared/reference/AWS-FACTS.md).
+# (AWS Step Functions pricing page, https://aws.amazon.com/step-functions/pricing/).
 SFN_PER_TRANSITION = 0.025 / 1000
 # Lambda: $0.20 per million requests (AWS Lambda pricing page).
 LAMBDA_PER_REQUEST = 0.20 / 1_000_000

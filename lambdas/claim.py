@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drainer import log
 from drainer.claims import claim
 from drainer.clock import utcnow
 from drainer.parking import park, should_park
@@ -16,6 +17,7 @@ from drainer.request import DrainRequest
 from drainer.settings import settings
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     request = DrainRequest.from_state(state["request"])

@@ -16,6 +16,7 @@ from drainer.request import DrainRequest
 from drainer.settings import settings
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     config = settings()
     state = event["state"]

@@ -14,6 +14,7 @@ from drainer.request import DrainRequest
 from drainer.settings import Settings, settings
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     return {**state, "progress": poll(state, settings(), utcnow(), event.get("executionArn"))}

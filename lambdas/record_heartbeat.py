@@ -10,6 +10,7 @@ from drainer.clock import iso, utcnow
 from drainer.request import DrainRequest
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     return {**state, "progress": heartbeat(state, utcnow())}

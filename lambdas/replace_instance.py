@@ -15,6 +15,7 @@ from drainer.aws import call, error_code, error_message
 from drainer.settings import Settings, settings
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     return {

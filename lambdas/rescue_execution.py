@@ -25,6 +25,7 @@ from drainer.settings import settings
 FAIL_STATE = "Drain failed"  # the state machine's own rescue path ends here, already reported
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     return rescue(event.get("detail") or {})
 

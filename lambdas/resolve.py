@@ -41,6 +41,7 @@ CLAIMED_ROUTES = frozenset({ROUTE_LIFECYCLE, ROUTE_REBALANCE_DRAIN, ROUTE_REBALA
 UNCLAIMED = {"duplicate": False, "key": None, "owner": None}
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     return resolve(event.get("event"), event["executionArn"], settings(), utcnow())
 

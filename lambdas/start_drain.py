@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drainer import log
 from drainer.ecs import InstanceGone, set_draining
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     return {

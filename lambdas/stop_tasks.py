@@ -13,6 +13,7 @@ STANDALONE = "standalone"
 STRAGGLERS = "stragglers"
 
 
+@log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     state = event["state"]
     return {**state, "progress": stop(state, event["scope"], settings())}

@@ -1,7 +1,7 @@
 """EventBridge as the orchestrator meets it: PutEvents, and rule → target delivery.
 
-moto's events backend accepts `aws.*` sources that AWS refuses and never delivers to Step
-Functions targets (TOOLING.md). This module does both as AWS does, once, for the tests
+moto's events backend accepts `aws.*` sources and oversized requests that AWS refuses, and never
+delivers to Step Functions targets. This module does both as AWS does, once, for the tests
 (tests/harness.py) and for the sandbox server (which routes moto's PutEvents here).
 """
 
@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+from moto.events.exceptions import ValidationException
 from moto.events.models import EventPattern
 
 from tests.world.clock import VirtualClock
 
 STATE_MACHINE_ARN_PART = ":states:"
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # EventBridge writes whole seconds
+# PutEvents: the entries of one request may total 256 KB, counted as AWS documents it
+# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html). Over it,
+# the whole request fails (public report of the error: awslabs/aws-service-catalog-puppet#563).
+MAX_ENTRIES_BYTES = 262_144
+TIME_BYTES = 14  # a given Time counts 14 bytes, whatever its value
+TOO_LARGE = "Total size of the entries in the request is over the limit."
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,15 @@ class Delivery:
     rule: str
     event: dict[str, Any]
     execution_arn: str
+
+
+@dataclass
+class Undelivered:
+    """An event its target refused (in AWS: the rule's dead-letter queue receives it)."""
+
+    rule: str
+    event: dict[str, Any]
+    error: str
 
 
 class EventBridge:
@@ -68,6 +85,7 @@ class EventBridge:
         self.region = region
         self.deliveries = deliveries if deliveries is not None else []
         self.on_accepted = on_accepted
+        self.undelivered: list[Undelivered] = []
         self._lock = threading.Lock()
         self._in_flight = 0
 
@@ -78,7 +96,10 @@ class EventBridge:
     # --- PutEvents -------------------------------------------------------------------------
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """PutEvents' result entries: `aws.*` sources refused, accepted events enveloped and
-        delivered. A refused entry does not fail the call (FailedEntryCount counts it)."""
+        delivered. A refused entry does not fail the call (FailedEntryCount counts it); entries
+        over 256 KB in total fail the whole request, as in AWS (ValidationException)."""
+        if sum(entry_size(entry) for entry in entries) > MAX_ENTRIES_BYTES:
+            raise ValidationException(TOO_LARGE)
         results = []
         for entry in entries:
             problem = _refusal(entry)
@@ -127,9 +148,15 @@ class EventBridge:
         if STATE_MACHINE_ARN_PART in rule.target_arn:
             # A classic rule target cannot name executions: AWS names them at random
             # (moto would name them all "None" and refuse the second one).
-            arn = self.sfn.start_execution(
-                stateMachineArn=rule.target_arn, name=str(uuid.uuid4()), input=payload
-            )["executionArn"]
+            try:
+                arn = self.sfn.start_execution(
+                    stateMachineArn=rule.target_arn, name=str(uuid.uuid4()), input=payload
+                )["executionArn"]
+            except ClientError as refused:  # e.g. input over 256 KiB: the envelope adds bytes
+                error = refused.response.get("Error", {})
+                reason = f"{error.get('Code')}: {error.get('Message')}"
+                self.undelivered.append(Undelivered(rule.name, event, reason))
+                return
             self.deliveries.append(Delivery(rule.name, event, arn))
         else:  # a Lambda function: EventBridge invokes it asynchronously
             self.lambdas.invoke(
@@ -147,7 +174,8 @@ def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:
                 "argument.",
             }
     if str(entry["Source"]).startswith("aws."):
-        # AWS-FACTS.md: only AWS services put `aws.*` events; the call itself succeeds.
+        # Only AWS services put `aws.*` events; the call itself succeeds, the entry fails
+        # (API_PutEventsResultEntry in the EventBridge API reference).
         return {
             "ErrorCode": "NotAuthorizedForSourceException",
             "ErrorMessage": "Not authorized for the source.",
@@ -159,6 +187,15 @@ def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:
     if not isinstance(detail, dict):
         return {"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."}
     return None
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """An entry's size as EventBridge counts it: UTF-8 bytes of Source, DetailType, Detail and
+    each resource, plus 14 bytes for a Time."""
+    texts = [entry.get("Source"), entry.get("DetailType"), entry.get("Detail")]
+    texts += list(entry.get("Resources") or [])
+    size = sum(len(str(text).encode()) for text in texts if text is not None)
+    return size + (TIME_BYTES if entry.get("Time") is not None else 0)
 
 
 def _event_time(value: Any, now: datetime) -> str:

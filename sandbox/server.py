@@ -36,7 +36,7 @@ from moto.events.models import EventsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 import tests.world  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
-from sandbox import endpoint
+from sandbox import endpoint, quotas
 from sandbox.deployment import (
     DEPLOYED_FUNCTIONS,
     MOTO_CONFIG,
@@ -107,6 +107,7 @@ class Sandbox:
         server = ThreadedMotoServer(ip_address=endpoint.HOST, port=self.port, verbose=False)
         server.start()
         self._stack.callback(server.stop)
+        self._stack.enter_context(quotas.enforced())  # what moto accepts and AWS refuses
         _post_json(f"{self.endpoint}/moto-api/config", MOTO_CONFIG)
         self._stack.enter_context(self.world.install())
         self._logs = self.client("logs")
@@ -288,7 +289,9 @@ def commands(endpoint_url: str, state_machine_arn: str, cwd: Path | None = None)
         "# fake credentials for this shell; every command names the local endpoint",
         "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION="
         f"{endpoint.REGION}",
-        f"SM={state_machine_arn}",
+        f"STATE_MACHINE_ARN={state_machine_arn}",
+        "# plain `aws` in this shell talks to the sandbox too (the README's commands use it)",
+        f'aws() {{ {cli} "$@"; }}',
         "",
         "# fire an event (the events files use the test source; aws.* sources are refused)",
     ]
@@ -299,13 +302,14 @@ def commands(endpoint_url: str, state_machine_arn: str, cwd: Path | None = None)
     lines += [
         "",
         "# watch the drains",
-        f"{cli} stepfunctions list-executions --state-machine-arn $SM "
+        f'{cli} stepfunctions list-executions --state-machine-arn "$STATE_MACHINE_ARN" '
         "--query 'executions[].[startDate,status,name]' --output table",
-        f"ARN=$({cli} stepfunctions list-executions --state-machine-arn $SM "
-        "--query 'executions[0].executionArn' --output text)",
-        f'{cli} stepfunctions describe-execution --execution-arn "$ARN" '
+        f"EXECUTION_ARN=$({cli} stepfunctions list-executions "
+        "--state-machine-arn \"$STATE_MACHINE_ARN\" --query 'executions[0].executionArn' "
+        "--output text)",
+        f'{cli} stepfunctions describe-execution --execution-arn "$EXECUTION_ARN" '
         "--query '[status,output]' --output text",
-        f'{cli} stepfunctions get-execution-history --execution-arn "$ARN" '
+        f'{cli} stepfunctions get-execution-history --execution-arn "$EXECUTION_ARN" '
         "--query 'events[].[timestamp,type,stateEnteredEventDetails.name]' --output text",
         f"{cli} logs filter-log-events --log-group-name /aws/lambda/ecs-drainer-PollTasks "
         "--query 'events[].message' --output text",

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from sandbox import quotas
 from sandbox.deployment import (
     ACCOUNT,
     CLAIMS_TABLE,
@@ -66,6 +67,7 @@ class Harness:
 
     def _set_up(self) -> None:
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        self._stack.enter_context(quotas.enforced())  # what moto accepts and AWS refuses
         self._stack.enter_context(self.world.install())
         seam = LambdaSeam(
             DEPLOYED_FUNCTIONS, self.invocations, self.lambda_faults, self.lambda_errors

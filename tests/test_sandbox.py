@@ -4,7 +4,12 @@ Step Functions API of a local endpoint (a real socket on 127.0.0.1, moto in serv
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
 
 from sandbox import endpoint
 from sandbox.demo import ServerProcess, environment, run_demo
@@ -32,12 +37,42 @@ def test_demo_drains_each_event_file_as_documented():
     assert result.refused["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"
 
 
+README_PLACEHOLDER_INSTANCE = "i-0abc123"
+READ_AN_EXECUTION = "--- README: Read an execution ---"
+
+
+def oversized_entry() -> dict:
+    detail = json.dumps({"instance-id": "i-0aaaaaaaaaaaaaaa1", "pad": "x" * 300 * 1024})
+    return {"Source": "ecs-drainer.test", "DetailType": "Rebalance", "Detail": detail}
+
+
+def readme_block(section: str) -> str:
+    """The first shell block of a README section, as a user would paste it."""
+    text = (ROOT / "README.md").read_text()
+    after = text.split(f"\n## {section}\n", 1)[1]
+    return re.search(r"```sh\n(.*?)```", after, flags=re.DOTALL).group(1)
+
+
 def test_commands_the_sandbox_prints_work_as_printed():
+    """Then the README's "find a drain by instance id" loop, pasted after them in the same
+    shell, finds the lifecycle drain of events/lifecycle-terminate.json."""
     port = endpoint.free_port()
     url = endpoint.url(port)
+    instance = json.loads(
+        json.loads((ROOT / "events/lifecycle-terminate.json").read_text())[0]["Detail"]
+    )["EC2InstanceId"]
+    find_a_drain = readme_block("Read an execution").replace(README_PLACEHOLDER_INSTANCE, instance)
     with ServerProcess(port, speed=0) as server:
-        arn = server.wait_ready(endpoint.client("stepfunctions", url))
-        script = "\n".join(["set -euo pipefail", *commands(url, arn, cwd=ROOT)])
+        sfn = endpoint.client("stepfunctions", url)
+        arn = server.wait_ready(sfn)
+        script = "\n".join(
+            [
+                "set -euo pipefail",
+                *commands(url, arn, cwd=ROOT),
+                f"echo '{READ_AN_EXECUTION}'",
+                find_a_drain,
+            ]
+        )
         done = subprocess.run(
             ["bash", "-c", script],
             cwd=ROOT,
@@ -46,7 +81,19 @@ def test_commands_the_sandbox_prints_work_as_printed():
             text=True,
             timeout=120,
         )
+        # The endpoint refuses what AWS refuses: a PutEvents request over 256 KB.
+        with pytest.raises(ClientError, match="ValidationException"):
+            endpoint.client("events", url).put_events(Entries=[oversized_entry()])
+        inputs = {
+            execution["executionArn"]: sfn.describe_execution(
+                executionArn=execution["executionArn"]
+            )["input"]
+            for execution in sfn.list_executions(stateMachineArn=arn)["executions"]
+        }
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count('"FailedEntryCount": 0') == 3, done.stdout
-    assert "ListExecutions" in done.stdout
-    assert "ExecutionStarted" in done.stdout  # the history of the newest execution
+    printed, found = done.stdout.split(READ_AN_EXECUTION)
+    assert printed.count('"FailedEntryCount": 0') == 3, done.stdout
+    assert "ListExecutions" in printed
+    assert "ExecutionStarted" in printed  # the history of the newest execution
+    assert found.split() == [arn for arn, given in inputs.items() if instance in given]
+    assert len(found.split()) == 1, done.stdout

@@ -1,7 +1,8 @@
 """ECS reads and writes for one container instance.
 
-Source for the semantics: ECS API reference and developer guide, "Container instance draining";
-see ../shared/reference/AWS-FACTS.md. Every call goes through drainer.aws.call so that throttling
+Source for the semantics: ECS API reference and developer guide, "Container instance draining"
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html).
+Every call goes through drainer.aws.call so that throttling
 reaches the state machine's jittered Retry.
 """
 

@@ -1,7 +1,8 @@
 """Auto Scaling groups with terminate lifecycle hooks, as the drain orchestrator sees them.
 
-Semantics come from /work/shared/reference/AWS-FACTS.md ("Auto Scaling lifecycle hooks") and
-the botocore autoscaling model (botocore/data/autoscaling/2011-01-01/service-2.json).
+Semantics come from the Auto Scaling user guide, "Amazon EC2 Auto Scaling lifecycle hooks"
+(https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks.html), and the botocore
+autoscaling model (botocore/data/autoscaling/2011-01-01/service-2.json).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
-MAX_GLOBAL_TIMEOUT = 172_800  # AWS-FACTS.md: min(48 h, 100 x HeartbeatTimeout)
+# The global timeout is min(48 h, 100 x HeartbeatTimeout) (API reference, LifecycleHook).
+MAX_GLOBAL_TIMEOUT = 172_800
 
 
 def _ts(when: datetime | None) -> datetime | None:
@@ -198,10 +200,11 @@ class AutoScalingModel:
             self.world.terminate_instance(instance.instance_id, "terminated-without-hook")
             return None
         now = self.world.clock.now()
-        # LifecycleActionToken: a UUID, 36 characters (AWS-FACTS.md, botocore min/max 36).
+        # LifecycleActionToken: a UUID, 36 characters (botocore min/max 36).
         token = str(uuid.UUID(int=self.world.rng.getrandbits(128), version=4))
         if group.warm_pool or origin or destination:
-            # Origin/Destination only appear for groups with a warm pool (AWS-FACTS.md).
+            # Origin/Destination only appear for groups with a warm pool (Auto Scaling event
+            # reference).
             origin = origin or "AutoScalingGroup"
             destination = destination or "EC2"
         action = LifecycleAction(
@@ -327,7 +330,8 @@ class AutoScalingModel:
                 and (action.token == token if token else action.instance_id == instance_id)
             ):
                 return action
-        # AWS-FACTS.md: an action already completed or expired answers exactly this.
+        # An action already completed or expired answers exactly this (public report:
+        # spacelift-io/terraform-aws-spacelift-workerpool-on-ec2#197).
         if token:
             raise ApiError(
                 "ValidationError", f"No active Lifecycle Action found with token {token}"
@@ -345,7 +349,8 @@ class AutoScalingModel:
         action = self._find_action(params)
         action.completed_at = self.world.clock.now()
         self._end(action, "completed", result)
-        # On terminate, CONTINUE and ABANDON both end in termination (AWS-FACTS.md).
+        # On terminate, CONTINUE and ABANDON both end in termination (Auto Scaling user guide,
+        # "Complete a lifecycle action").
         self.world.terminate_instance(action.instance_id, "completed")
         return {}
 

@@ -1,8 +1,9 @@
 """ECS on EC2 as the drain orchestrator sees it: clusters, container instances, services, tasks.
 
-Semantics come from /work/shared/reference/AWS-FACTS.md ("ECS draining") and the ECS API
-reference / developer guide pages cited inline. Answers follow botocore's ecs output shapes
-(botocore/data/ecs/2014-11-13/service-2.json).
+Semantics come from the ECS developer guide, "Container instance draining"
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html),
+and the ECS API reference / developer guide pages cited inline. Answers follow botocore's ecs
+output shapes (botocore/data/ecs/2014-11-13/service-2.json).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class ContainerInstance:
     @property
     def running_tasks_count(self) -> int:
         # API reference: "tasks … that have a desired status (desiredStatus) of RUNNING";
-        # a task already told to stop is not counted although it still runs (AWS-FACTS.md).
+        # a task already told to stop is not counted although it still runs (aws/aws-cdk#13506).
         return sum(
             1 for t in self.tasks if t.desired_status == RUNNING and t.last_status == RUNNING
         )

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from tests.world import World
 
-SAMPLES = Path("/work/shared/reference/aws-sample-events")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 
 
 def _setup(

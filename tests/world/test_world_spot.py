@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.world import World
 
-SAMPLES = Path("/work/shared/reference/aws-sample-events")
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 
 
 def test_spot_interruption_warns_then_terminates_120s_later(world: World) -> None:

@@ -20,7 +20,8 @@ from tests.world.ecs import EcsModel, Task
 from tests.world.faults import ApiError, Fault
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-SPOT_NOTICE_SECONDS = 120  # AWS-FACTS.md: interrupted two minutes after the event time
+# Interrupted two minutes after the warning (EC2 user guide, "Spot Instance interruption notices")
+SPOT_NOTICE_SECONDS = 120
 
 
 @dataclass
@@ -289,7 +290,8 @@ class World:
         Scaling never uses (EC2 User Guide, "Behavior of Spot Instance interruptions";
         CloudFormation AWS::EC2::LaunchTemplate SpotOptions: groups use one-time requests), so
         the world refuses them for an instance of a group.
-        With Capacity Rebalancing, Auto Scaling also runs the terminate hook (AWS-FACTS.md);
+        With Capacity Rebalancing, Auto Scaling also runs the terminate hook (Auto Scaling user
+        guide, "Capacity Rebalancing");
         the hook cannot delay the interruption.
         """
         if action not in ("terminate", "stop", "hibernate"):

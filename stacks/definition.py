@@ -77,4 +77,7 @@ RESCUE_FUNCTION = Function(
     "RescueExecution",
     "rescue_execution.handler",
     "Complete the lifecycle action of a drain execution that failed, timed out or was aborted",
+    # It may wait up to rescue_grace_seconds (at most 300) before completing, as the state
+    # machine's rescue path does, then complete and report: 2 minutes to spare.
+    timeout_seconds=420,
 )

@@ -32,7 +32,7 @@ GRACE_STATE = "Rescue: let ECS move the tasks"  # its grace: started there, not 
 HISTORY_TAIL = 25  # enough newest events to reach the last state entered (a Task writes ~5)
 # Kept for the completion and the report after the grace, when the Lambda's time runs short.
 FINISH_RESERVE_SECONDS = 60
-WAKE_UP_SECONDS = 5.0  # the grace is waited in short sleeps, each checked against the clock
+WAKE_UP_SECONDS = 1.0  # the grace is waited in short sleeps, each checked against the clock
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]

@@ -28,7 +28,9 @@ from drainer.request import LIFECYCLE, DrainRequest
 from drainer.settings import Settings, settings
 
 FAIL_STATE = "Drain failed"  # the state machine's own rescue path ends here, already reported
-GRACE_STATE = "Rescue: let ECS move the tasks"  # its grace: started there, not at the stop
+# The state machine's own rescue path: its Choice, then its grace (counted from there).
+RESCUE_CHOICE = "Rescue: was the instance draining?"
+GRACE_STATE = "Rescue: let ECS move the tasks"
 HISTORY_TAIL = 25  # enough newest events to reach the last state entered (a Task writes ~5)
 # Kept for the completion and the report after the grace, when the Lambda's time runs short.
 FINISH_RESERVE_SECONDS = 60
@@ -59,7 +61,7 @@ def rescue(
     if _rescued_inside(tail):
         log.info("execution already rescued by its own rescue path", executionArn=execution_arn)
         return {"rescued": False, "reason": "rescued inside the state machine"}
-    last, grace_started = _last_state(tail)
+    last, last_name, last_time = _last_state(tail)
     stopped = _epoch_ms(detail.get("stopDate")) or now()
     request = _request(last, detail, config, now())
     status = detail.get("status", "FAILED")
@@ -89,8 +91,12 @@ def rescue(
         state["completion"] = left_to(owner)
     elif "completion" not in state:  # completed before the execution ended: not again
         grace = _grace_seconds(state, request, config)
+        if "error" in last and last_name not in (RESCUE_CHOICE, GRACE_STATE):
+            grace = 0  # the execution's own rescue path was past its grace: not twice
         if grace:
-            deadline = (grace_started or stopped) + timedelta(seconds=grace)
+            # Counted from the stop, or from where the execution's own grace began.
+            began = last_time if last_name == GRACE_STATE else None
+            deadline = (began or stopped) + timedelta(seconds=grace)
             if time_budget_seconds is not None:
                 deadline = min(deadline, now() + timedelta(seconds=max(0, time_budget_seconds)))
             _let_ecs_move_the_tasks(request, deadline, now, sleep, execution_arn)
@@ -207,17 +213,19 @@ def _rescued_inside(tail: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _last_state(tail: list[dict[str, Any]]) -> tuple[dict[str, Any], datetime | None]:
-    """The newest state document in the history tail, and when the in-machine grace began if
-    the execution ended during it."""
+def _last_state(
+    tail: list[dict[str, Any]],
+) -> tuple[dict[str, Any], str | None, datetime | None]:
+    """The newest state document in the history tail, with its state's name and the time of
+    that history event; ({}, None, None) when there is none."""
     for event in tail:
-        entered = event.get("stateEnteredEventDetails") or {}
-        exited = event.get("stateExitedEventDetails") or {}
-        state = _document(entered.get("input") if entered else exited.get("output"))
+        details = event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails")
+        if not details:
+            continue
+        state = _document(details.get("input", details.get("output")))
         if state:
-            began = event.get("timestamp") if entered.get("name") == GRACE_STATE else None
-            return state, _moment(began)
-    return {}, None
+            return state, details.get("name"), _moment(event.get("timestamp"))
+    return {}, None, None
 
 
 def _document(text: Any) -> dict[str, Any]:

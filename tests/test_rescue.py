@@ -285,3 +285,46 @@ def test_the_rescue_function_outlives_the_longest_grace():
     ]
     needed = limit + rescue_execution.FINISH_RESERVE_SECONDS
     assert RESCUE_FUNCTION.timeout_seconds > needed
+
+
+def test_an_execution_aborted_during_its_own_grace_gets_only_the_rest(config):
+    """The execution's own rescue path was already letting ECS move the tasks when it was
+    stopped: the rescue function waits out the rest of that grace, not a second one."""
+    world, victim = slow_moving_world(config)
+    grace = config.rescue_grace_seconds
+    with Harness(world, config) as harness:
+        harness.lambda_faults["PollTasks"] = [KeyError("a bug in the poll Lambda")]
+        action = world.asg.scale_in(GROUP, victim)
+        aborted = abort_after(harness, 100)
+        harness.run()
+        (began,) = [
+            e["timestamp"]
+            for e in harness.history(aborted[0])
+            if (e.get("stateEnteredEventDetails") or {}).get("name")
+            == rescue_execution.GRACE_STATE
+        ]
+        event = status_change(harness, aborted[0])
+        assert event["detail"]["status"] == "ABORTED" and action.active
+        result = rescue_execution.rescue(
+            event["detail"], now=world.clock.now, sleep=virtual_sleep(world, harness)
+        )
+    assert result["outcome"]["actionCompleted"] is True
+    assert action.completed_at == began + timedelta(seconds=grace)
+
+
+def test_an_execution_whose_own_rescue_failed_after_its_grace_is_completed_at_once(config):
+    """The in-machine rescue gave its grace, then could not complete (Auto Scaling answering
+    500) and the execution failed: the rescue function completes at once."""
+    world, victim = slow_moving_world(config)
+    world.inject_faults("autoscaling", "CompleteLifecycleAction", code="InternalFailure", count=11)
+    with Harness(world, config) as harness:
+        harness.lambda_faults["PollTasks"] = [KeyError("a bug in the poll Lambda")]
+        action = world.asg.scale_in(GROUP, victim)
+        harness.run()
+        (delivery,) = harness.deliveries
+        event = status_change(harness, delivery.execution_arn)
+        assert event["detail"]["status"] == "FAILED" and action.active
+        result = rescue_execution.rescue(event["detail"], now=world.clock.now, sleep=no_sleep)
+    assert result["rescued"] is True
+    assert result["outcome"]["actionCompleted"] is True
+    assert action.heartbeats == []

@@ -159,9 +159,25 @@ class EventBridge:
                 return
             self.deliveries.append(Delivery(rule.name, event, arn))
         else:  # a Lambda function: EventBridge invokes it asynchronously
-            self.lambdas.invoke(
-                FunctionName=rule.target_arn, InvocationType="Event", Payload=payload
-            )
+            self._invoke_async(rule.target_arn, payload)
+
+    def _invoke_async(self, function_arn: str, payload: str) -> None:
+        """`InvocationType=Event` as AWS runs it: the bus does not wait for the function, and
+        time goes on while it runs (the rescue function waits a grace for ECS on this clock).
+        The invocation counts as in flight until it returns."""
+        with self._lock:
+            self._in_flight += 1
+
+        def invoke() -> None:
+            try:
+                self.lambdas.invoke(
+                    FunctionName=function_arn, InvocationType="Event", Payload=payload
+                )
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+        threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
 
 
 def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:

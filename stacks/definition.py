@@ -77,6 +77,9 @@ RESCUE_FUNCTION = Function(
     "RescueExecution",
     "rescue_execution.handler",
     "Complete the lifecycle action of a drain execution that failed, timed out or was aborted",
+    # It may wait up to rescue_grace_seconds (at most 300) before completing, as the state
+    # machine's rescue path does, then complete and report: 2 minutes to spare.
+    timeout_seconds=420,
 )
 
 # Not part of the state machine: EventBridge invokes it when a container instance of a configured

@@ -337,7 +337,12 @@ class DrainerStack(Stack):
         role_function = self.rescue_function
         role_function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["autoscaling:CompleteLifecycleAction"], resources=self._group_arns()
+                # The heartbeat keeps the action alive through the grace it gives a drain.
+                actions=[
+                    "autoscaling:CompleteLifecycleAction",
+                    "autoscaling:RecordLifecycleActionHeartbeat",
+                ],
+                resources=self._group_arns(),
             )
         )
         role_function.add_to_role_policy(

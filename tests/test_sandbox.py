@@ -7,6 +7,9 @@ import io
 import json
 import re
 import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,6 +18,7 @@ from sandbox import endpoint
 from sandbox.demo import ServerProcess, environment, run_demo
 from sandbox.server import commands
 from stacks import ROOT
+from stacks.config import load_config
 
 
 def test_demo_drains_each_event_file_as_documented():
@@ -97,3 +101,59 @@ def test_commands_the_sandbox_prints_work_as_printed():
     assert "ExecutionStarted" in printed  # the history of the newest execution
     assert found.split() == [arn for arn, given in inputs.items() if instance in given]
     assert len(found.split()) == 1, done.stdout
+
+
+def test_stopping_a_drain_in_the_sandbox_lets_the_rescue_function_give_the_grace():
+    """docs/SANDBOX.md's `stop-execution` while the lifecycle drain runs, through the endpoint:
+    the status-change event reaches the rescue function, which records a heartbeat, lets ECS
+    move the tasks for rescue_grace_seconds of virtual time, completes, and reports the drain's
+    cluster and duration (its log is the user's view)."""
+    port = endpoint.free_port()
+    url = endpoint.url(port)
+    config = load_config(ROOT / "drainer.toml")
+    with ServerProcess(port, speed=60) as server:
+        sfn = endpoint.client("stepfunctions", url)
+        machine = server.wait_ready(sfn)
+        entries = json.loads((ROOT / "events" / "lifecycle-terminate.json").read_text())
+        assert endpoint.client("events", url).put_events(Entries=entries)["FailedEntryCount"] == 0
+        arn = _when(lambda: _executions(sfn, machine), "no execution started")[0]
+        _when(lambda: _entered(sfn, arn, "Wait before polling"), "the drain never started")
+        sfn.stop_execution(executionArn=arn, cause="operator")
+        lines = _when(
+            lambda: _finished_line(endpoint.client("logs", url)), "the rescue function never ran"
+        )
+    finished = json.loads(lines[-1])
+    assert any("recorded lifecycle heartbeat" in line for line in lines)
+    assert (finished["outcome"], finished["actionCompleted"]) == ("failed", True)
+    assert finished["error"]["Error"] == "ExecutionAborted"
+    assert finished["cluster"] == "demo"
+    assert finished["durationSeconds"] >= config.rescue_grace_seconds
+    assert finished["tasksAtStart"] >= 1
+
+
+def _when(probe: Callable[[], Any], failure: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+    return found
+
+
+def _executions(sfn: Any, machine: str) -> list[str]:
+    return [e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
+
+
+def _entered(sfn: Any, arn: str, state: str) -> bool:
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return any((e.get("stateEnteredEventDetails") or {}).get("name") == state for e in events)
+
+
+def _finished_line(logs: Any) -> list[str]:
+    """The rescue function's log lines, once it has logged "drain finished"."""
+    try:
+        events = logs.filter_log_events(logGroupName="/aws/lambda/ecs-drainer-RescueExecution")
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    lines = [e["message"] for e in events["events"] if e["message"].startswith("{")]
+    done = [line for line in lines if '"drain finished"' in line]
+    return [*[line for line in lines if line not in done], *done] if done else []

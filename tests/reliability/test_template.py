@@ -42,7 +42,10 @@ MUTATING: dict[str, tuple[str, set[str]]] = {
     ),
     "ecs:StopTask": (ECS_ARN.replace("{kind}", "task"), {"StopTasks"}),
     "autoscaling:CompleteLifecycleAction": (GROUP_ARN, {"CompleteAction", "RescueExecution"}),
-    "autoscaling:RecordLifecycleActionHeartbeat": (GROUP_ARN, {"RecordHeartbeat"}),
+    "autoscaling:RecordLifecycleActionHeartbeat": (
+        GROUP_ARN,
+        {"RecordHeartbeat", "RescueExecution"},
+    ),
     "autoscaling:TerminateInstanceInAutoScalingGroup": (GROUP_ARN, {"ReplaceInstance"}),
 }
 

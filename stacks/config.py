@@ -7,6 +7,7 @@ an invalid value stops synth with a message naming the field, the value and the 
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -15,11 +16,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drainer.schedule import (
+    HEARTBEAT_MARGIN_SECONDS,
     HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
     drain_cost,
     global_timeout_seconds,
+    heartbeat_budget_seconds,
+    heartbeat_gaps,
+    heartbeat_interval_seconds,
 )
 from stacks import ROOT
 
@@ -53,6 +58,8 @@ GROUP_NAME = r"^[^\x00-\x1f:]{1,255}$"  # Auto Scaling group names: 1–255, no 
 HOOK_NAME = r"^[A-Za-z0-9\-_/]{1,255}$"  # PutLifecycleHook LifecycleHookName pattern
 EVENT_SOURCE = r"^[A-Za-z0-9._\-/]{1,256}$"  # PutEvents Source
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+HEARTBEAT_TIMEOUT_LIMIT = 7200  # PutLifecycleHook HeartbeatTimeout: 30 to 7200 seconds
 
 ClusterName = Annotated[str, Field(pattern=CLUSTER_NAME)]
 GroupName = Annotated[str, Field(pattern=GROUP_NAME)]
@@ -155,13 +162,14 @@ class DrainerConfig(BaseModel):
                 f"poll_interval_seconds={self.poll_interval_seconds} is above "
                 f"max_poll_interval_seconds={self.max_poll_interval_seconds}: make it ≤ the maximum"
             )
-        heartbeat_every = self.heartbeat_timeout_seconds // 3
+        heartbeat_every = heartbeat_interval_seconds(self.heartbeat_timeout_seconds)
         if self.max_poll_interval_seconds > heartbeat_every:
             raise ValueError(
                 f"max_poll_interval_seconds={self.max_poll_interval_seconds} is above a third of "
                 f"heartbeat_timeout_seconds ({heartbeat_every} s): heartbeats could come too late; "
                 f"lower it to ≤ {heartbeat_every} or raise heartbeat_timeout_seconds"
             )
+        self._heartbeats_on_time()
         cost = drain_cost(
             self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
         )
@@ -174,6 +182,54 @@ class DrainerConfig(BaseModel):
                 "or lower backoff_after_seconds or max_drain_seconds"
             )
         return self
+
+    def _gap_fits(self, heartbeat_timeout_seconds: int) -> bool:
+        gaps = heartbeat_gaps(
+            self.poll_schedule,
+            heartbeat_timeout_seconds,
+            self.straggler_stop_wait_seconds,
+            self.rescue_grace_seconds,
+        )
+        return max(gaps.values()) < heartbeat_budget_seconds(heartbeat_timeout_seconds)
+
+    def _heartbeats_on_time(self) -> None:
+        """Refuse a schedule whose longest heartbeat gap leaves less than the margin for Lambda
+        time and Retry back-off before the hook's heartbeat timeout (drainer/schedule.py)."""
+        timeout = self.heartbeat_timeout_seconds
+        if self._gap_fits(timeout):
+            return
+        gaps = heartbeat_gaps(
+            self.poll_schedule, timeout, self.straggler_stop_wait_seconds, self.rescue_grace_seconds
+        )
+        budget = heartbeat_budget_seconds(timeout)
+        # The gaps grow by a third of the timeout, the budget by all of it: the first fit is
+        # found by bisection.
+        low, high = timeout, HEARTBEAT_TIMEOUT_LIMIT
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self._gap_fits(middle) else (middle + 1, high)
+        raise_timeout = (
+            f"raise heartbeat_timeout_seconds to ≥ {low}"
+            if self._gap_fits(low)
+            else "raise heartbeat_timeout_seconds"
+        )
+        kept = (
+            f"plus {HEARTBEAT_MARGIN_SECONDS} s kept for Lambda time and Retry back-off must stay "
+            f"below heartbeat_timeout_seconds={timeout}"
+        )
+        if gaps["poll loop"] >= budget:
+            raise ValueError(
+                f"heartbeat_timeout_seconds={timeout} is too short: a heartbeat falls due every "
+                f"{heartbeat_interval_seconds(timeout)} s (a third of it), and the longest gap "
+                f"the poll loop allows ({gaps['poll loop']:.0f} s) {kept}: {raise_timeout}"
+            )
+        longest = max(0, math.ceil(budget - gaps["poll loop"]) - 1)
+        raise ValueError(
+            f"straggler_stop_wait_seconds={self.straggler_stop_wait_seconds} is too long: a "
+            f"ceiling reached as a heartbeat falls due ({gaps['poll loop']:.0f} s after the "
+            f"last one), then this wait, makes a {gaps['ceiling']:.0f} s gap, which {kept}: "
+            f"lower straggler_stop_wait_seconds to ≤ {longest} or {raise_timeout}"
+        )
 
     @property
     def poll_schedule(self) -> PollSchedule:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -26,12 +27,16 @@ from pydantic import (
 )
 
 from drainer.schedule import (
+    HEARTBEAT_MARGIN_SECONDS,
     HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
     ceiling_seconds,
     drain_cost,
     global_timeout_seconds,
+    heartbeat_budget_seconds,
+    heartbeat_gaps,
+    heartbeat_interval_seconds,
 )
 from stacks import ROOT
 
@@ -103,6 +108,7 @@ ClusterName = Annotated[
 GroupName = Annotated[
     str, BeforeValidator(_no_arn("Auto Scaling group", "prod-asg")), Field(pattern=GROUP_NAME)
 ]
+HEARTBEAT_TIMEOUT_LIMIT = 7200  # PutLifecycleHook HeartbeatTimeout: 30 to 7200 seconds
 
 
 class ConfigError(ValueError):
@@ -235,13 +241,14 @@ class DrainerConfig(BaseModel):
                 f"poll_interval_seconds={self.poll_interval_seconds} is above "
                 f"max_poll_interval_seconds={self.max_poll_interval_seconds}: make it ≤ the maximum"
             )
-        heartbeat_every = self.heartbeat_timeout_seconds // 3
+        heartbeat_every = heartbeat_interval_seconds(self.heartbeat_timeout_seconds)
         if self.max_poll_interval_seconds > heartbeat_every:
             raise ValueError(
                 f"max_poll_interval_seconds={self.max_poll_interval_seconds} is above a third of "
                 f"heartbeat_timeout_seconds ({heartbeat_every} s): heartbeats could come too late; "
                 f"lower it to ≤ {heartbeat_every} or raise heartbeat_timeout_seconds"
             )
+        self._heartbeats_on_time()
         cost = drain_cost(
             self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
         )
@@ -290,6 +297,54 @@ class DrainerConfig(BaseModel):
                 "clusters and groups over two stacks, each with its own stack_name"
             )
         return self
+
+    def _gap_fits(self, heartbeat_timeout_seconds: int) -> bool:
+        gaps = heartbeat_gaps(
+            self.poll_schedule,
+            heartbeat_timeout_seconds,
+            self.straggler_stop_wait_seconds,
+            self.rescue_grace_seconds,
+        )
+        return max(gaps.values()) < heartbeat_budget_seconds(heartbeat_timeout_seconds)
+
+    def _heartbeats_on_time(self) -> None:
+        """Refuse a schedule whose longest heartbeat gap leaves less than the margin for Lambda
+        time and Retry back-off before the hook's heartbeat timeout (drainer/schedule.py)."""
+        timeout = self.heartbeat_timeout_seconds
+        if self._gap_fits(timeout):
+            return
+        gaps = heartbeat_gaps(
+            self.poll_schedule, timeout, self.straggler_stop_wait_seconds, self.rescue_grace_seconds
+        )
+        budget = heartbeat_budget_seconds(timeout)
+        # The gaps grow by a third of the timeout, the budget by all of it: the first fit is
+        # found by bisection.
+        low, high = timeout, HEARTBEAT_TIMEOUT_LIMIT
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self._gap_fits(middle) else (middle + 1, high)
+        raise_timeout = (
+            f"raise heartbeat_timeout_seconds to ≥ {low}"
+            if self._gap_fits(low)
+            else "raise heartbeat_timeout_seconds"
+        )
+        kept = (
+            f"plus {HEARTBEAT_MARGIN_SECONDS} s kept for Lambda time and Retry back-off must stay "
+            f"below heartbeat_timeout_seconds={timeout}"
+        )
+        if gaps["poll loop"] >= budget:
+            raise ValueError(
+                f"heartbeat_timeout_seconds={timeout} is too short: a heartbeat falls due every "
+                f"{heartbeat_interval_seconds(timeout)} s (a third of it), and the longest gap "
+                f"the poll loop allows ({gaps['poll loop']:.0f} s) {kept}: {raise_timeout}"
+            )
+        longest = max(0, math.ceil(budget - gaps["poll loop"]) - 1)
+        raise ValueError(
+            f"straggler_stop_wait_seconds={self.straggler_stop_wait_seconds} is too long: a "
+            f"ceiling reached as a heartbeat falls due ({gaps['poll loop']:.0f} s after the "
+            f"last one), then this wait, makes a {gaps['ceiling']:.0f} s gap, which {kept}: "
+            f"lower straggler_stop_wait_seconds to ≤ {longest} or {raise_timeout}"
+        )
 
     @property
     def poll_schedule(self) -> PollSchedule:

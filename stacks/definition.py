@@ -15,6 +15,17 @@ from stacks import ROOT
 
 DEFINITION_FILE = ROOT / "statemachine" / "drainer.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+# Lambda's transient service errors as Step Functions reports them, which every Task retries:
+# the four 500s of "Handle transient Lambda service exceptions" (Step Functions developer guide,
+# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html) and,
+# from the same page, Lambda.TooManyRequestsException (Lambda throttled the invocation).
+TRANSIENT_LAMBDA_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
 
 
 @dataclass(frozen=True)

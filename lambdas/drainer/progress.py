@@ -5,7 +5,6 @@ The verdicts are the values the state machine's Choice states branch on.
 
 from __future__ import annotations
 
-import math
 import zlib
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from drainer.clock import iso, parse_iso
 from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, SPOT, DrainRequest
-from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule
+from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule, next_wait
 from drainer.settings import Settings
 
 WAIT = "wait"
@@ -36,6 +35,9 @@ def initial(
         "heartbeats": 0,
         "verdict": WAIT,
         "nextWaitSeconds": first_wait(request, settings, now),
+        # The back-off's own interval: a wait cut short (heartbeat, ceiling) or stretched
+        # (throttling) does not restart or speed up the back-off.
+        "pollIntervalSeconds": None,
         "tasks": None,
         "tasksAtStart": (target or {}).get("runningTasksCount"),
         "workloadDrainedAt": None,
@@ -70,18 +72,32 @@ def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
     from the instance id): 500 instances of one refresh then poll spread over the interval
     instead of all at once against ECS's token buckets. Spot keeps its short fixed wait."""
     if request.kind == SPOT:
-        return _capped(settings.spot_poll_interval_seconds, seconds_left(request, now))
+        return next_wait(
+            settings.spot_poll_interval_seconds,
+            seconds_left=seconds_left(request, now),
+            heartbeat_due_in=None,
+        )
     interval = settings.poll_interval_seconds
     phase = zlib.crc32((request.instance_id or "").encode()) % interval
-    return _capped(interval + phase, seconds_left(request, now))
+    since_action_start = {"lastHeartbeatAt": request.event_time}
+    return _next_wait(request, since_action_start, settings, now, interval + phase)
 
 
-def _capped(interval: int, left: float | None) -> int:
-    """Never wait past the deadline: the last poll lands on it (rounded up, and at least a
-    second, so a fraction of a second left cannot spin the loop with zero-second waits)."""
-    if left is None:
-        return interval
-    return max(1, min(interval, math.ceil(left)))
+def _next_wait(
+    request: DrainRequest,
+    progress: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+    seconds: float,
+) -> int:
+    """Wait `seconds`, but never past the ceiling, and (lifecycle) never past the moment the
+    next heartbeat falls due: the poll after the wait records it, whatever throttling or
+    back-off asked for. A heartbeat verdict counts from now (it is recorded before the wait)."""
+    due_in = None
+    if request.kind == LIFECYCLE:
+        since = 0.0 if progress.get("verdict") == HEARTBEAT else _since_heartbeat(progress, now)
+        due_in = settings.heartbeat_interval_seconds - since
+    return next_wait(seconds, seconds_left=seconds_left(request, now), heartbeat_due_in=due_in)
 
 
 def decide(
@@ -94,34 +110,42 @@ def decide(
     """Next progress record after one poll; `tasks` is None when the instance is gone."""
     progress = {**progress, "polls": progress["polls"] + 1}
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
-    left = seconds_left(request, now)
     interval = _poll_interval(request, progress, settings, elapsed)
-    progress["nextWaitSeconds"] = _capped(interval, left)
+    progress.update(_verdict(request, progress, tasks, settings, now, elapsed))
+    progress["pollIntervalSeconds"] = interval
+    progress["nextWaitSeconds"] = _next_wait(request, progress, settings, now, interval)
+    return progress
 
+
+def _verdict(
+    request: DrainRequest,
+    progress: dict[str, Any],
+    tasks: TaskSnapshot | None,
+    settings: Settings,
+    now: datetime,
+    elapsed: float,
+) -> dict[str, Any]:
     if tasks is None:
-        progress.update(verdict=GONE, tasks=None)
-        return progress
-    progress["tasks"] = tasks.counts()
+        return {"verdict": GONE, "tasks": None}
+    update: dict[str, Any] = {"tasks": tasks.counts()}
     others = len(tasks.service) + len(tasks.standalone) + len(tasks.stopping)
     if others == 0 and tasks.daemon:
         # ECS stops daemon tasks last; give them a grace period to go by themselves.
-        progress["workloadDrainedAt"] = progress.get("workloadDrainedAt") or iso(now)
-        daemon_wait = (now - parse_iso(progress["workloadDrainedAt"])).total_seconds()
-        if daemon_wait >= settings.daemon_task_grace_seconds:
-            progress.update(verdict=DRAINED, tasksCutShort=len(tasks.daemon))
-            return progress
+        drained_at = progress.get("workloadDrainedAt") or iso(now)
+        update["workloadDrainedAt"] = drained_at
+        if (now - parse_iso(drained_at)).total_seconds() >= settings.daemon_task_grace_seconds:
+            return {**update, "verdict": DRAINED, "tasksCutShort": len(tasks.daemon)}
+    left = seconds_left(request, now)
     if tasks.alive == 0 or request.dry_run:
         # Dry run: one real snapshot shows what would be drained; nothing moved, so no waiting.
-        progress["verdict"] = DRAINED
-    elif left is not None and left <= 0:
-        progress.update(verdict=CEILING, tasksCutShort=tasks.alive)
-    elif request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
-        progress["verdict"] = HEARTBEAT
-    elif tasks.standalone and _standalone_stop_due(request, settings, elapsed):
-        progress["verdict"] = STOP_STANDALONE
-    else:
-        progress["verdict"] = WAIT
-    return progress
+        return {**update, "verdict": DRAINED}
+    if left is not None and left <= 0:
+        return {**update, "verdict": CEILING, "tasksCutShort": tasks.alive}
+    if request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
+        return {**update, "verdict": HEARTBEAT}
+    if tasks.standalone and _standalone_stop_due(request, settings, elapsed):
+        return {**update, "verdict": STOP_STANDALONE}
+    return {**update, "verdict": WAIT}
 
 
 def after_throttling(
@@ -142,7 +166,6 @@ def after_throttling(
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
     left = seconds_left(request, now)
     interval = _poll_interval(request, progress, settings, elapsed)
-    progress["nextWaitSeconds"] = _capped(interval + int(jitter * interval), left)
     if left is not None and left <= 0:
         alive = (progress.get("tasks") or {}).get("alive", 0)
         progress.update(verdict=CEILING, tasksCutShort=alive)
@@ -150,6 +173,9 @@ def after_throttling(
         progress["verdict"] = HEARTBEAT
     else:
         progress["verdict"] = WAIT
+    progress["pollIntervalSeconds"] = interval
+    stretched = interval + int(jitter * interval)
+    progress["nextWaitSeconds"] = _next_wait(request, progress, settings, now, stretched)
     return progress
 
 
@@ -159,12 +185,17 @@ def _poll_interval(
     """Spot polls at its short fixed interval; other drains follow the back-off schedule."""
     if request.kind == SPOT:
         return settings.spot_poll_interval_seconds
-    return schedule_of(settings).next_interval(elapsed, progress.get("nextWaitSeconds"))
+    # Executions started before pollIntervalSeconds existed carry only their last wait.
+    previous = progress.get("pollIntervalSeconds", progress.get("nextWaitSeconds"))
+    return schedule_of(settings).next_interval(elapsed, previous)
+
+
+def _since_heartbeat(progress: dict[str, Any], now: datetime) -> float:
+    return (now - parse_iso(progress["lastHeartbeatAt"])).total_seconds()
 
 
 def _heartbeat_due(progress: dict[str, Any], settings: Settings, now: datetime) -> bool:
-    since = (now - parse_iso(progress["lastHeartbeatAt"])).total_seconds()
-    return since >= settings.heartbeat_interval_seconds
+    return _since_heartbeat(progress, now) >= settings.heartbeat_interval_seconds
 
 
 def _standalone_stop_due(request: DrainRequest, settings: Settings, elapsed: float) -> bool:

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from drainer import schedule
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -39,20 +41,14 @@ class Settings:
 
     @property
     def heartbeat_interval_seconds(self) -> int:
-        # A third of the hook's timeout: even with the longest poll wait and a few throttled
-        # retries in between, the next heartbeat lands well before the timeout.
-        return self.heartbeat_timeout_seconds // 3
+        return schedule.heartbeat_interval_seconds(self.heartbeat_timeout_seconds)
 
     @property
     def rescue_wait_seconds(self) -> int:
-        """The rescue grace, capped so the hook's heartbeat timeout cannot run out during it
-        (the last heartbeat may be up to a heartbeat interval plus a poll interval old)."""
-        budget = (
-            self.heartbeat_timeout_seconds
-            - self.heartbeat_interval_seconds
-            - self.max_poll_interval_seconds
+        """The rescue grace, capped so the hook's heartbeat timeout cannot run out during it."""
+        return schedule.rescue_wait_seconds(
+            self.rescue_grace_seconds, self.heartbeat_timeout_seconds
         )
-        return max(0, min(self.rescue_grace_seconds, budget))
 
     @classmethod
     def from_json(cls, text: str) -> Settings:

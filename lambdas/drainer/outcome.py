@@ -115,7 +115,8 @@ def summarise(state: dict[str, Any], execution_arn: str | None, now: datetime) -
         "tasksStopped": progress.get("tasksStopped", 0),
         "tasksCutShort": progress.get("tasksCutShort", 0),
         "actionCompleted": bool(completion.get("completed")),
-        "actionAlreadyEnded": bool(completion.get("alreadyEnded")),
+        # already-ended: Resolve found it ended (Auto Scaling's state), no completion was tried.
+        "actionAlreadyEnded": bool(completion.get("alreadyEnded")) or name == "already-ended",
         "actionLeftTo": completion.get("leftTo"),
         "dryRun": bool(request.get("dryRun")),
         "problem": request.get("problem"),

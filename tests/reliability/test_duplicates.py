@@ -77,7 +77,7 @@ def test_a_lifecycle_event_put_again_after_its_drain_ends_as_already_ended(
         late = harness.outcomes()[-1]
     assert [d.outcome for d in record.drains] == ["drained", "already-ended"]
     assert late["outcome"] == "already-ended"
-    assert (late["actionCompleted"], late["actionAlreadyEnded"]) == (False, False)
+    assert (late["actionCompleted"], late["actionAlreadyEnded"]) == (False, True)
     assert "already ended" in late["problem"] and late["tasksStopped"] == 0
     calls = world.api_call_counts()
     for operation in ("ecs:UpdateContainerInstancesState", "autoscaling:CompleteLifecycleAction"):

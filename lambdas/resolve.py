@@ -16,12 +16,14 @@ from drainer import log, progress
 from drainer.claims import claim
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
-from drainer.lifecycle_action import lifecycle_state, not_ours_because
+from drainer.lifecycle_action import LIVE, NEVER, action_standing, lifecycle_state, not_ours_because
+from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG, accepts_test_events
 from drainer.parsers import parse_event, salvage
 from drainer.request import (
     INVALID,
     LIFECYCLE,
     REBALANCE,
+    ROUTE_ALREADY_ENDED,
     ROUTE_COMPLETE_ONLY,
     ROUTE_FINISH,
     ROUTE_IGNORE,
@@ -29,6 +31,7 @@ from drainer.request import (
     ROUTE_REBALANCE_DRAIN,
     ROUTE_REBALANCE_REPLACE,
     ROUTE_SPOT,
+    ROUTE_TEST_EVENT_REFUSED,
     SPOT,
     DrainRequest,
     EventError,
@@ -61,20 +64,23 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> di
     request.dry_run = config.dry_run
     target = None
     if request.kind == LIFECYCLE:
-        ours = _our_action(request, config) and _action_is_live(request)
-        if ours:
+        request.route = _lifecycle_route(request, config)
+        if request.route == ROUTE_LIFECYCLE:
             ceiling = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
             request.deadline = iso(parse_iso(request.event_time) + timedelta(seconds=ceiling))
             target = locate(request.instance_id, config.cluster_names)
-        request.route = (
-            (ROUTE_LIFECYCLE if target else ROUTE_COMPLETE_ONLY) if ours else ROUTE_FINISH
-        )
+            request.route = ROUTE_LIFECYCLE if target else ROUTE_COMPLETE_ONLY
     elif request.kind == SPOT:
-        target = locate(request.instance_id, config.cluster_names)
-        request.route = ROUTE_SPOT if target else ROUTE_FINISH
+        if _refused_test_event(request, config):
+            request.route = ROUTE_TEST_EVENT_REFUSED
+        else:
+            target = locate(request.instance_id, config.cluster_names)
+            request.route = ROUTE_SPOT if target else ROUTE_FINISH
     elif request.kind == REBALANCE:
         request.route = _rebalance_route(request, config)
-        if request.route != ROUTE_IGNORE:
+        if request.route != ROUTE_IGNORE and _refused_test_event(request, config):
+            request.route = ROUTE_TEST_EVENT_REFUSED
+        elif request.route != ROUTE_IGNORE:
             target = locate(request.instance_id, config.cluster_names)
             request.route = request.route if target else ROUTE_FINISH
     elif request.kind == INVALID and _our_action(request, config):
@@ -106,17 +112,42 @@ def _our_action(request: DrainRequest, config: Settings) -> bool:
     return problem is None
 
 
-def _action_is_live(request: DrainRequest) -> bool:
-    """Refuse a lifecycle event for an instance Auto Scaling reports InService: it has no live
-    terminate action, so the event is stale or forged (a test-source event is written by hand),
-    and draining would take a healthy instance's tasks away for nothing."""
-    if lifecycle_state(request.instance_id) != "InService":
-        return True
+def _lifecycle_route(request: DrainRequest, config: Settings) -> str:
+    """Drain (ROUTE_LIFECYCLE) only an action of ours whose instance Auto Scaling holds in a
+    terminate wait, whatever the source: a test-source event is written by hand, and an AWS
+    event can be a late redelivery. Outside that wait no terminate action is open (the wait
+    lasts until every hook completes), so nothing is left open by not completing."""
+    if not _our_action(request, config):
+        return ROUTE_FINISH
+    state = lifecycle_state(request.instance_id)
+    standing = action_standing(request, state)
+    if standing == LIVE:
+        return ROUTE_LIFECYCLE
+    where = f"Auto Scaling reports instance {request.instance_id} {state or 'gone'}"
+    if standing == NEVER:
+        request.problem = (
+            f"{where}: no terminate lifecycle action is live for it, so the event is stale or "
+            "forged; nothing was drained"
+        )
+        return ROUTE_FINISH
     request.problem = (
-        f"instance {request.instance_id} is InService: no terminate lifecycle action is live for "
-        "it, so the event is stale or forged; nothing was drained"
+        f"{where}: the lifecycle action this event names had already ended (the event was "
+        "delivered again or late); nothing was drained or completed"
     )
-    return False
+    return ROUTE_ALREADY_ENDED
+
+
+def _refused_test_event(request: DrainRequest, config: Settings) -> bool:
+    """A Spot or rebalance event from the test source, for an instance that did not opt in.
+    Events from AWS's own sources are never asked (no call before a real Spot DRAINING)."""
+    if request.source != config.test_event_source or accepts_test_events(request.instance_id):
+        return False
+    request.problem = (
+        f"test event refused: instance {request.instance_id} does not carry the EC2 tag "
+        f"{TEST_EVENTS_TAG} = {TEST_EVENTS_ALLOWED}, so events from the test source may not "
+        "drain it; nothing was drained"
+    )
+    return True
 
 
 def _rebalance_route(request: DrainRequest, config: Settings) -> str:

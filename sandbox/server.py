@@ -50,7 +50,13 @@ from sandbox.driver import ClockDriver
 from sandbox.eventbridge import EventBridge
 from sandbox.executions import duration, list_executions, read
 from sandbox.lambda_seam import LambdaSeam
-from sandbox.world_setup import AwsSideOfTestEvents, demo_world, describe, events_files
+from sandbox.world_setup import (
+    AwsSideOfTestEvents,
+    demo_world,
+    describe,
+    events_files,
+    sandbox_config,
+)
 from stacks import ROOT
 from stacks.config import DrainerConfig, load_config
 
@@ -74,7 +80,7 @@ class Sandbox:
         speed: float = DEFAULT_SPEED,
         out: TextIO | None = None,
     ) -> None:
-        self.config = config
+        self.config = sandbox_config(config)  # the events files' test source on
         self.port = port
         self.speed = speed
         self.out = out or sys.stdout

@@ -1,10 +1,13 @@
 """The demo cluster, and what AWS does before it sends the events a user puts by hand.
 
 The cluster matches drainer.toml (cluster, group, hook) and the instance ids in events/*.json,
-so each events file drains something real. Putting an events file stands in for AWS: a lifecycle
-event finds its instance in Terminating:Wait with the event's token (Auto Scaling starts the
-action before it sends the event), and a Spot warning is followed by the interruption two minutes
-after the event's time.
+so each events file drains something real. drainer.toml ships with the test source off; the
+sandbox switches on the source the events files carry (sandbox_config), and its instances opt
+in to test events with the EC2 tag a real instance would need (ecs-drainer:test-events = allow).
+
+Putting an events file stands in for AWS: a lifecycle event finds its instance in
+Terminating:Wait with the event's token (Auto Scaling starts the action before it sends the
+event), and a Spot warning is followed by the interruption two minutes after the event's time.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from datetime import timedelta
 from typing import Any
 
 from drainer.clock import parse_iso
+from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
 from drainer.parsers import lifecycle, spot
 from sandbox import EVENT_FILES
 from stacks import ROOT
-from stacks.config import DrainerConfig
+from stacks.config import DrainerConfig, validate
 from tests.world import Timer, World
 from tests.world.world import SPOT_NOTICE_SECONDS
 
@@ -42,6 +46,19 @@ def event_instance(entry: dict[str, Any]) -> str | None:
     return detail.get("EC2InstanceId") or detail.get("instance-id")
 
 
+def events_source() -> str:
+    """The one Source every events file carries (EventBridge refuses AWS's own in PutEvents)."""
+    (source,) = {entry["Source"] for entries in events_files().values() for entry in entries}
+    return source
+
+
+def sandbox_config(config: DrainerConfig) -> DrainerConfig:
+    """What the sandbox deploys: the configuration with the events files' test source on."""
+    if config.test_event_source == events_source():
+        return config
+    return validate({**config.model_dump(), "test_event_source": events_source()}, "sandbox")
+
+
 def demo_world(config: DrainerConfig) -> World:
     """Five instances in the first configured cluster and group, three services, one task that
     runs on its own for 25 minutes on the lifecycle event's instance."""
@@ -57,7 +74,13 @@ def demo_world(config: DrainerConfig) -> World:
     named = [event_instance(e) for entries in events_files().values() for e in entries]
     instances = list(dict.fromkeys([i for i in named if i] + list(EXTRA_INSTANCES)))
     for instance_id in instances:
-        world.add_instance(cluster=cluster, group=group, instance_id=instance_id, max_tasks=8)
+        world.add_instance(
+            cluster=cluster,
+            group=group,
+            instance_id=instance_id,
+            max_tasks=8,
+            tags={TEST_EVENTS_TAG: TEST_EVENTS_ALLOWED},  # test Spot/rebalance events may act
+        )
     # Behind a load balancer: replacements healthy first, then 30 s of deregistration.
     world.add_service(cluster, "web", desired=6, start_seconds=20, deregistration_delay_seconds=30)
     world.add_service(
@@ -81,6 +104,12 @@ def describe(world: World) -> list[str]:
         lines.append(
             f"ECS cluster {cluster.name}: {len(instances)} instances {', '.join(instances)}"
         )
+        opted = [i for i in instances if world.instances[i].tags.get(TEST_EVENTS_TAG)]
+        if opted:
+            lines.append(
+                f"  {len(opted)} of them tagged {TEST_EVENTS_TAG} = {TEST_EVENTS_ALLOWED} "
+                "(test events may drain them)"
+            )
         for service in cluster.services.values():
             size = "daemon" if service.daemon else f"{service.desired} tasks"
             balanced = ", behind a load balancer" if service.deregistration_delay_seconds else ""

@@ -163,7 +163,9 @@ class DrainerConfig(BaseModel):
         description="After a step fails mid-drain, time ECS gets to move tasks before completion",
     )
     dry_run: bool = False
-    test_event_source: str | None = Field("ecs-drainer.test", pattern=EVENT_SOURCE + "|^$")
+    # Off by default: while a test source is on, anyone allowed events:PutEvents on the default
+    # bus can start drains (README, "Fire test events").
+    test_event_source: str | None = Field(None, pattern=EVENT_SOURCE + "|^$")
     log_retention_days: int = 30
     notification_emails: list[Annotated[str, Field(pattern=EMAIL)]] = Field(
         default_factory=list, max_length=10

@@ -306,6 +306,10 @@ class DrainerStack(Stack):
         allow("Resolve", ["ecs:DescribeContainerInstances"], instance_arns)
         # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
         allow("Resolve", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
+        if self.config.test_event_source:
+            # Test-source Spot/rebalance events act only on instances tagged to opt in. Read-only
+            # and not resource-scopable (Service Authorization Reference, Amazon EC2).
+            allow("Resolve", ["ec2:DescribeTags"], ["*"])
         allow("StartDrain", ["ecs:UpdateContainerInstancesState"], instance_arns)
         for name in ("PollTasks", "StopTasks"):
             allow(name, ["ecs:ListTasks"], instance_arns)
@@ -532,8 +536,9 @@ class DrainerStack(Stack):
             self._acknowledge(
                 self.functions[name].role,
                 "Resource::*",
-                "DescribeAutoScalingInstances is read-only and supports no "
-                "resource-level permissions (Service Authorization Reference).",
+                "DescribeAutoScalingInstances (and, with test events on, Resolve's "
+                "ec2:DescribeTags) is read-only and supports no resource-level permissions "
+                "(Service Authorization Reference).",
             )
         for role in (self.functions["ReportOutcome"].role, rescue_role):
             self._acknowledge(

@@ -17,7 +17,7 @@ import stop_tasks
 from drainer import claims
 from drainer.request import DrainRequest
 from tests.harness import Harness
-from tests.worlds import CLUSTER, GROUP, world_for
+from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"
 
@@ -199,3 +199,121 @@ def test_a_claim_that_cannot_be_read_lets_the_rescue_complete(env):
     assert claims.owner_elsewhere("ecs-drainer-claims", request, ARN + "-2") == ARN
     assert claims.owner_elsewhere("ecs-drainer-claims", request, ARN) is None  # its own claim
     assert claims.owner_elsewhere("no-such-table", request, ARN + "-2") is None
+
+
+# --- what a lifecycle event may drain, and what a test event may act on ---------------------
+TEST_SOURCE = "ecs-drainer.test"
+
+
+def forged(world, instance_id: str, source: str = TEST_SOURCE) -> dict:
+    """A hand-written lifecycle event naming `instance_id` with a made-up token."""
+    donor = world.add_instance(cluster=None, group=GROUP)
+    event = world.asg.scale_in(GROUP, donor).event
+    event["source"] = source
+    event["detail"].update(
+        EC2InstanceId=instance_id, LifecycleActionToken="c0ffee00-0000-4000-8000-00000000f0f0"
+    )
+    return event
+
+
+@pytest.fixture
+def test_source_env(config):
+    config = with_settings(config, test_event_source=TEST_SOURCE, rebalance_policy="drain")
+    world, ids = world_for(config, warm_pool=True)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=60)
+    with Harness(world, config) as harness:
+        yield world, ids, harness
+
+
+def test_resolve_drains_no_instance_outside_a_terminate_wait(test_source_env):
+    world, (in_standby, *_), _ = test_source_env
+    world.asg.enter_standby(in_standby)
+    outside_groups = world.add_instance(cluster=CLUSTER, group=None)
+    standby = resolved(world, forged(world, in_standby))
+    assert standby["request"]["route"] == "finish"
+    assert "Standby" in standby["request"]["problem"]
+    unknown = resolved(world, forged(world, outside_groups))
+    assert unknown["request"]["route"] == "already-ended"
+    assert standby["target"] is None and unknown["target"] is None
+    assert "ecs:UpdateContainerInstancesState" not in world.api_call_counts()
+
+
+def test_resolve_drains_the_warm_pool_terminate_waits(test_source_env):
+    world, (back_to_pool, *_), _ = test_source_env
+    action = world.asg.scale_in(GROUP, back_to_pool, destination="WarmPool")
+    assert world.asg.groups[GROUP].instances[back_to_pool].lifecycle_state == "Warmed:Pending:Wait"
+    assert resolved(world, action.event)["request"]["route"] == "drain-lifecycle"
+    # Without its Destination the same wait could be a launch hook's: not drained.
+    action.event["detail"].pop("Destination")
+    action.event["detail"].pop("Origin")
+    assert resolved(world, action.event)["request"]["route"] == "finish"
+
+
+def test_resolve_a_late_lifecycle_event_ends_as_already_ended(env):
+    world, (victim, *_), _ = env
+    state = lifecycle_state(world, victim)
+    complete_action.handler({"state": state}, None)  # the drain is over, the instance gone
+    (action,) = world.lifecycle_actions
+    late = resolved(world, action.event)
+    assert late["request"]["route"] == "already-ended"
+    assert "already ended" in late["request"]["problem"]
+    assert world.api_call_counts()["autoscaling:CompleteLifecycleAction"] == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "destination", "standing"),
+    [
+        ("Terminating:Wait", None, "live"),
+        ("Warmed:Terminating:Wait", "EC2", "live"),
+        ("Warmed:Pending:Wait", "WarmPool", "live"),
+        ("Warmed:Pending:Wait", None, "never"),  # a launch hook's wait
+        ("Terminating:Proceed", None, "ended"),
+        ("Terminated", None, "ended"),
+        ("Warmed:Terminating:Proceed", "EC2", "ended"),
+        ("Warmed:Stopped", "WarmPool", "ended"),  # back in the pool
+        (None, None, "ended"),  # Auto Scaling no longer knows it
+        ("InService", None, "never"),
+        ("Standby", None, "never"),
+        ("Pending:Wait", None, "never"),
+        ("Warmed:Stopped", None, "never"),
+    ],
+)
+def test_only_a_terminate_wait_is_a_live_action(state, destination, standing):
+    from drainer.lifecycle_action import action_standing
+
+    request = DrainRequest(
+        kind="lifecycle",
+        instance_id="i-0aaaaaaaaaaaaaaa1",
+        reason="auto-scaling-termination",
+        event_id=None,
+        event_time="2026-01-05T09:00:00Z",
+        source="aws.autoscaling",
+        detail_type=None,
+        destination=destination,
+    )
+    assert action_standing(request, state) == standing
+
+
+def test_test_spot_and_rebalance_events_act_only_on_instances_that_opted_in(test_source_env):
+    from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
+
+    world, (opted_in, other, _), _ = test_source_env
+    world.instances[opted_in].tags[TEST_EVENTS_TAG] = TEST_EVENTS_ALLOWED
+    world.instances[other].tags[TEST_EVENTS_TAG] = "deny"
+    spot = {**world.spot_interrupt(other), "source": TEST_SOURCE}
+    rebalance = {**world.rebalance_recommendation(other), "source": TEST_SOURCE}
+    for event in (spot, rebalance):
+        state = resolved(world, event)
+        assert state["request"]["route"] == "test-event-refused"
+        assert TEST_EVENTS_TAG in state["request"]["problem"]
+        assert state["target"] is None
+    assert not any(call.service == "ecs" for call in world.api_calls)
+    allowed = resolved(world, {**world.spot_interrupt(opted_in), "source": TEST_SOURCE})
+    assert allowed["request"]["route"] == "drain-spot"
+
+
+def test_a_real_spot_warning_is_not_asked_for_the_opt_in(test_source_env):
+    world, (victim, *_), _ = test_source_env
+    state = resolved(world, world.spot_interrupt(victim))  # aws.ec2, no tag
+    assert state["request"]["route"] == "drain-spot"
+    assert not any(call.service == "ec2" for call in world.api_calls)

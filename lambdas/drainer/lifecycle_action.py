@@ -111,3 +111,46 @@ def lifecycle_state(instance_id: str | None) -> str | None:
     found = call("autoscaling", "describe_auto_scaling_instances", InstanceIds=[instance_id])
     instances = found.get("AutoScalingInstances", [])
     return instances[0].get("LifecycleState") if instances else None
+
+
+# What a terminate lifecycle action's instance reports while the action is open, and after.
+# EC2 Auto Scaling user guide: "Amazon EC2 Auto Scaling instance lifecycle"
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-lifecycle.html) and
+# "Use lifecycle hooks with a warm pool"
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html):
+# a terminating instance waits in Terminating:Wait, a warm-pool instance being terminated in
+# Warmed:Terminating:Wait, and an instance returned to the warm pool on scale-in pauses in
+# Warmed:Pending:Wait for the EC2_INSTANCE_TERMINATING hook. An instance stays in its wait state
+# until every hook on it is complete, so any other state means no terminate action is open.
+LIVE_TERMINATE_WAITS = frozenset({"Terminating:Wait", "Warmed:Terminating:Wait"})
+# Also the wait of a launch hook for an instance entering the warm pool: live for a terminate
+# action only when the event says the instance goes back to the pool.
+WARM_POOL_RETURN_WAIT = "Warmed:Pending:Wait"
+# Past the wait (or gone from Auto Scaling): the action this event named has ended.
+AFTER_TERMINATE_WAIT = frozenset(
+    {
+        "Terminating:Proceed",
+        "Terminating:Retained",
+        "Terminated",
+        "Warmed:Terminating:Proceed",
+        "Warmed:Terminating:Retained",
+        "Warmed:Terminated",
+    }
+)
+# Back in the warm pool after a return on scale-in.
+IN_WARM_POOL = frozenset(
+    {"Warmed:Pending:Proceed", "Warmed:Stopped", "Warmed:Running", "Warmed:Hibernated"}
+)
+LIVE, ENDED, NEVER = "live", "ended", "never"
+
+
+def action_standing(request: DrainRequest, state: str | None) -> str:
+    """Whether the terminate action a lifecycle event names can be open, given the instance's
+    lifecycle state: LIVE (in a terminate wait), ENDED (past it, or gone from Auto Scaling), or
+    NEVER (in service, standby, launching: no terminate action was ever open for it)."""
+    to_warm_pool = request.destination == "WarmPool"
+    if state in LIVE_TERMINATE_WAITS or (state == WARM_POOL_RETURN_WAIT and to_warm_pool):
+        return LIVE
+    if state is None or state in AFTER_TERMINATE_WAIT or (to_warm_pool and state in IN_WARM_POOL):
+        return ENDED
+    return NEVER

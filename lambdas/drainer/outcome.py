@@ -13,11 +13,13 @@ from drainer.clock import parse_iso
 from drainer.progress import ACTION_ENDED, CEILING, DRAINED, GONE
 from drainer.request import (
     INVALID,
+    ROUTE_ALREADY_ENDED,
     ROUTE_COMPLETE_ONLY,
     ROUTE_FINISH,
     ROUTE_IGNORE,
     ROUTE_REBALANCE_DRAIN,
     ROUTE_REBALANCE_REPLACE,
+    ROUTE_TEST_EVENT_REFUSED,
     SPOT,
 )
 
@@ -36,6 +38,10 @@ OUTCOMES = {
     "replacement-skipped": "rebalance recommendation: instance not replaceable (see detail)",
     "not-ours": "the instance is in none of the configured clusters",
     "duplicate": "another execution already handles this event",
+    "already-ended": "the lifecycle action had already ended (event delivered again or late); "
+    "nothing drained, nothing completed",
+    "test-event-refused": "test event for an instance without the ecs-drainer:test-events = "
+    "allow tag; nothing drained",
     "invalid-event": "the event could not be used (see problem); nothing drained; an action of "
     "ours it still identified was completed",
     FAILED: "the drain failed (see error); the rescue path completed the lifecycle action (a "
@@ -53,8 +59,14 @@ def outcome_name(state: dict[str, Any]) -> str:
     route, kind = request.get("route"), request.get("kind")
     if kind == INVALID:
         return "invalid-event"
+    if route == ROUTE_ALREADY_ENDED:
+        return "already-ended"
+    if route == ROUTE_TEST_EVENT_REFUSED:
+        return "test-event-refused"
     if route == ROUTE_COMPLETE_ONLY:
-        return "not-in-cluster"
+        # Ended between Resolve's look at the instance and the completion: nothing was done.
+        ended = (state.get("completion") or {}).get("alreadyEnded")
+        return "already-ended" if ended else "not-in-cluster"
     if route == ROUTE_IGNORE:
         return "rebalance-ignored"
     if route == ROUTE_FINISH:
@@ -103,7 +115,8 @@ def summarise(state: dict[str, Any], execution_arn: str | None, now: datetime) -
         "tasksStopped": progress.get("tasksStopped", 0),
         "tasksCutShort": progress.get("tasksCutShort", 0),
         "actionCompleted": bool(completion.get("completed")),
-        "actionAlreadyEnded": bool(completion.get("alreadyEnded")),
+        # already-ended: Resolve found it ended (Auto Scaling's state), no completion was tried.
+        "actionAlreadyEnded": bool(completion.get("alreadyEnded")) or name == "already-ended",
         "actionLeftTo": completion.get("leftTo"),
         "dryRun": bool(request.get("dryRun")),
         "problem": request.get("problem"),

@@ -22,6 +22,9 @@ ROUTE_REBALANCE_REPLACE = "replace"
 ROUTE_COMPLETE_ONLY = "complete-only"  # a lifecycle action to close, nothing to drain
 ROUTE_IGNORE = "ignore"  # a rebalance recommendation the configured policy ignores
 ROUTE_FINISH = "finish"  # nothing to do: not ours, or an unusable event
+# Nothing to do either, for a reason the outcome names ("Route by event kind": otherwise).
+ROUTE_ALREADY_ENDED = "already-ended"  # the lifecycle action named has ended: redelivered, late
+ROUTE_TEST_EVENT_REFUSED = "test-event-refused"  # a test event for an instance not opted in
 
 
 class EventError(ValueError):

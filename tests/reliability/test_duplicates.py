@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
 from stacks.config import DrainerConfig
 from tests.harness import Harness
 from tests.reliability import tally
@@ -14,6 +15,7 @@ from tests.world import World
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 NEW_ID = "0d7c2b1e-6f0a-4c55-9a43-3f1f3f9f0b6e"
+TEST_SOURCE = "ecs-drainer.test"
 
 
 def successful(world: World, operation: str) -> int:
@@ -49,12 +51,39 @@ def test_one_action_delivered_again_and_again(config: DrainerConfig) -> None:
         record = finish(harness, name)
     outcomes = sorted(d.outcome or "" for d in record.drains)
     assert len(record.drains) == 5, "the other hook's event must start no execution"
-    assert outcomes == ["drained", "duplicate", "duplicate", "duplicate", "not-in-cluster"]
+    assert outcomes == ["already-ended", "drained", "duplicate", "duplicate", "duplicate"]
     assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1
     assert successful(world, "CompleteLifecycleAction") == 1
     assert record.api_calls["autoscaling:CompleteLifecycleAction"] <= 2  # + the late one's try
     assert_clean(record, world, name)
     tally.case("duplicate and racing events", 5)
+
+
+def test_a_lifecycle_event_put_again_after_its_drain_ends_as_already_ended(
+    config: DrainerConfig,
+) -> None:
+    """The drain finished, the instance is gone; the same event comes again (a late
+    redelivery, or someone puts it again). Its action had ended: the outcome says so, and
+    nothing is drained or completed (it is not an instance "in no cluster")."""
+    name = "lifecycle event again after the drain"
+    world, (victim,) = drain_world(config)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)  # the world delivers its event
+        assert action is not None and action.event is not None
+        finish(harness, name)
+        calls_before = dict(world.api_call_counts())
+        harness.deliver(redelivered(action.event, id=NEW_ID))
+        record = finish(harness, name)
+        late = harness.outcomes()[-1]
+    assert [d.outcome for d in record.drains] == ["drained", "already-ended"]
+    assert late["outcome"] == "already-ended"
+    assert (late["actionCompleted"], late["actionAlreadyEnded"]) == (False, True)
+    assert "already ended" in late["problem"] and late["tasksStopped"] == 0
+    calls = world.api_call_counts()
+    for operation in ("ecs:UpdateContainerInstancesState", "autoscaling:CompleteLifecycleAction"):
+        assert calls[operation] == calls_before[operation] == 1, operation
+    assert_clean(record, world, name)
+    tally.case("duplicate and racing events")
 
 
 def test_spot_warning_twice_and_the_lifecycle_event_for_one_instance(
@@ -90,8 +119,9 @@ def test_events_arriving_while_a_drain_runs(config: DrainerConfig) -> None:
     interruption follows), a rebalance recommendation under policy "replace", and the
     lifecycle event again with a new id. None starts a second drain or a second termination."""
     name = "events during a drain"
-    config = with_settings(config, rebalance_policy="replace")
+    config = with_settings(config, rebalance_policy="replace", test_event_source=TEST_SOURCE)
     world, (victim,) = drain_world(config)
+    world.instances[victim].tags[TEST_EVENTS_TAG] = TEST_EVENTS_ALLOWED  # test events may act
     world.run_task(CLUSTER, victim, "report", runs_for_seconds=240)
     with Harness(world, config) as harness:
         action = world.asg.scale_in(GROUP, victim)

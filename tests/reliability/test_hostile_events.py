@@ -34,7 +34,7 @@ from drainer.parsers.fields import INSTANCE_ID, MAX_TEXT, TOKEN
 from drainer.request import EventError
 from drainer.settings import settings as drainer_settings
 from sandbox.deployment import create_claims_table
-from stacks.config import DrainerConfig, load_config
+from stacks.config import DrainerConfig, load_config, validate
 from stacks.event_patterns import event_patterns
 from tests.conftest import ROOT, install_settings
 from tests.harness import Harness
@@ -50,7 +50,10 @@ from tests.reliability.hostile import (
 )
 from tests.world import LifecycleAction, World
 
-CONFIG: DrainerConfig = load_config(ROOT / "drainer.toml")
+# The shipped configuration with the test source on: the case where anyone can put events.
+CONFIG: DrainerConfig = validate(
+    {**load_config(ROOT / "drainer.toml").model_dump(), "test_event_source": "ecs-drainer.test"}
+)
 CLUSTER, GROUP = CONFIG.cluster_names[0], CONFIG.auto_scaling_group_names[0]
 HOOK = CONFIG.lifecycle_hook_name
 OTHER_CLUSTER, OTHER_GROUP = "someone-elses-cluster", "someone-elses-asg"
@@ -67,7 +70,13 @@ DRAIN_ROUTES = {
     req.ROUTE_REBALANCE_DRAIN,
     req.ROUTE_REBALANCE_REPLACE,
 }
-ROUTES = DRAIN_ROUTES | {req.ROUTE_COMPLETE_ONLY, req.ROUTE_IGNORE, req.ROUTE_FINISH}
+ROUTES = DRAIN_ROUTES | {
+    req.ROUTE_COMPLETE_ONLY,
+    req.ROUTE_IGNORE,
+    req.ROUTE_FINISH,
+    req.ROUTE_ALREADY_ENDED,
+    req.ROUTE_TEST_EVENT_REFUSED,
+}
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:hostile"
 MUTATING_ECS = {"UpdateContainerInstancesState", "StopTask"}

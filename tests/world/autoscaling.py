@@ -26,6 +26,24 @@ TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 # The global timeout is min(48 h, 100 x HeartbeatTimeout) (API reference, LifecycleHook).
 MAX_GLOBAL_TIMEOUT = 172_800
+WARM_POOL = "WarmPool"
+
+# Lifecycle states while a terminate action is open, and once it has ended, by where the
+# instance goes (EC2 Auto Scaling user guide, "Use lifecycle hooks with a warm pool",
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html):
+# a terminating instance waits in Terminating:Wait; one returned to the warm pool on scale-in
+# waits in Warmed:Pending:Wait; a warm-pool instance being terminated in Warmed:Terminating:Wait.
+# Returned to the pool, the instance is stopped (pool state Stopped) and stays in the group.
+WAIT_STATE = {
+    "terminate": "Terminating:Wait",
+    "to-pool": "Warmed:Pending:Wait",
+    "from-pool": "Warmed:Terminating:Wait",
+}
+PROCEED_STATE = {
+    "terminate": "Terminating:Proceed",
+    "to-pool": "Warmed:Pending:Proceed",
+    "from-pool": "Warmed:Terminating:Proceed",
+}
 
 
 def _ts(when: datetime | None) -> datetime | None:
@@ -97,6 +115,14 @@ class LifecycleAction:
     @property
     def active(self) -> bool:
         return self.ended_by is None
+
+    @property
+    def path(self) -> str:
+        """Where the instance goes: "terminate", "to-pool" (back to the warm pool on scale-in)
+        or "from-pool" (a warm-pool instance terminated)."""
+        if self.destination == WARM_POOL:
+            return "to-pool"
+        return "from-pool" if self.origin == WARM_POOL else "terminate"
 
 
 class AutoScalingModel:
@@ -170,6 +196,24 @@ class AutoScalingModel:
                 return group
         return None
 
+    def enter_standby(self, instance_id: str) -> None:
+        """EnterStandby: the instance stays in the group, out of service, with no action."""
+        with self.world.op():
+            group = self.group_of(instance_id)
+            if group is None or group.instances[instance_id].lifecycle_state != "InService":
+                raise ValueError(f"{instance_id} is not InService")
+            group.instances[instance_id].lifecycle_state = "Standby"
+            group.desired -= 1
+
+    def terminate_from_warm_pool(self, group_name: str, instance_id: str) -> LifecycleAction | None:
+        """The warm pool shrinks: a stopped pool instance is terminated (through the hook)."""
+        with self.world.op():
+            group = self.groups[group_name]
+            instance = group.instances[instance_id]
+            if instance.lifecycle_state != "Warmed:Stopped":
+                raise ValueError(f"{instance_id} is {instance.lifecycle_state}")
+            return self.begin_termination(group, instance, WARM_POOL, "EC2")
+
     # ---- lifecycle actions -----------------------------------------------------------------
     def scale_in(
         self,
@@ -218,7 +262,7 @@ class AutoScalingModel:
             origin=origin,
             destination=destination,
         )
-        instance.lifecycle_state = "Terminating:Wait"
+        instance.lifecycle_state = WAIT_STATE[action.path]
         self.lifecycle_actions.append(action)
         action._timers = [
             self.world.call_at(
@@ -257,7 +301,19 @@ class AutoScalingModel:
             return
         group = self.groups[action.group]
         self._end(action, cause, group.hooks[action.hook].default_result)
-        self.world.terminate_instance(action.instance_id, cause)
+        self._let_go(action, cause)
+
+    def _let_go(self, action: LifecycleAction, cause: str) -> None:
+        """After the action: terminated, or stopped back into the warm pool."""
+        if action.path == "to-pool":
+            self.world.stop_into_warm_pool(action.instance_id, cause)
+        else:
+            self.world.terminate_instance(action.instance_id, cause)
+
+    def stopped_into_warm_pool(self, instance_id: str) -> None:
+        group = self.group_of(instance_id)
+        if group is not None:
+            group.instances[instance_id].lifecycle_state = "Warmed:Stopped"
 
     def _end(self, action: LifecycleAction, ended_by: str, result: str | None) -> None:
         action.ended_by = ended_by
@@ -268,7 +324,7 @@ class AutoScalingModel:
         group = self.groups.get(action.group)
         instance = group.instances.get(action.instance_id) if group else None
         if instance is not None:
-            instance.lifecycle_state = "Terminating:Proceed"
+            instance.lifecycle_state = PROCEED_STATE[action.path]
 
     def instance_terminated(self, instance_id: str) -> None:
         """The EC2 instance is gone (by whatever cause): leave the group, close its action."""
@@ -351,7 +407,7 @@ class AutoScalingModel:
         self._end(action, "completed", result)
         # On terminate, CONTINUE and ABANDON both end in termination (Auto Scaling user guide,
         # "Complete a lifecycle action").
-        self.world.terminate_instance(action.instance_id, "completed")
+        self._let_go(action, "completed")
         return {}
 
     def api_RecordLifecycleActionHeartbeat(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Route botocore calls for ECS and Auto Scaling into the installed world.
+"""Route botocore calls for ECS, Auto Scaling and EC2 into the installed world.
 
 botocore's `BaseClient._make_api_call` (botocore/client.py) emits
 `before-parameter-build.{service-id}.{Operation}` with the caller's params, then
@@ -20,7 +20,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 from botocore.model import OperationModel
 
 # botocore service ids (hyphenized) -> the service name the world uses.
-ROUTED_SERVICES = {"ecs": "ecs", "auto-scaling": "autoscaling"}
+ROUTED_SERVICES = {"ecs": "ecs", "auto-scaling": "autoscaling", "ec2": "ec2"}
 _PARAMS_KEY = "tests.world.api_params"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from tests.world import routing
 from tests.world.autoscaling import AutoScalingModel, LifecycleAction
 from tests.world.clock import Timer, VirtualClock
+from tests.world.ec2 import Ec2Model
 from tests.world.ecs import EcsModel, Task
 from tests.world.faults import ApiError, Fault
 
@@ -32,6 +33,7 @@ class Ec2Instance:
     max_tasks: int
     launched_at: datetime
     state: str = "running"
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Termination:
 
 @dataclass(frozen=True)
 class ApiCall:
-    service: str  # "ecs" | "autoscaling"
+    service: str  # "ecs" | "autoscaling" | "ec2"
     operation: str
     time: datetime
     outcome: str  # "ok" or the error code
@@ -81,6 +83,7 @@ class World:
         self._depth = 0
         self.ecs = EcsModel(self)
         self.asg = AutoScalingModel(self)
+        self.ec2 = Ec2Model(self)
 
     # ---- plumbing --------------------------------------------------------------------------
     @contextmanager
@@ -151,14 +154,16 @@ class World:
         group: str | None = None,
         instance_id: str | None = None,
         max_tasks: int = 10,
+        tags: dict[str, str] | None = None,
     ) -> str:
-        """An EC2 instance; registered in `cluster` (ACTIVE) and `group` (InService) if given."""
+        """An EC2 instance (with EC2 `tags`); registered in `cluster` (ACTIVE) and `group`
+        (InService) if given."""
         with self.op():
             instance_id = instance_id or self._new_instance_id()
             if instance_id in self.instances:
                 raise ValueError(f"{instance_id} exists")
             self.instances[instance_id] = Ec2Instance(
-                instance_id, cluster, group, max_tasks, self.clock.now()
+                instance_id, cluster, group, max_tasks, self.clock.now(), tags=dict(tags or {})
             )
             if group is not None:
                 self.asg.attach(group, instance_id)
@@ -282,6 +287,20 @@ class World:
                 self.ecs._set_agent_connected(ci, False)
                 self.ecs._set_agent_connected(ci, True)
 
+    def stop_into_warm_pool(self, instance_id: str, cause: str) -> Termination | None:
+        """Back into the warm pool (pool state Stopped): the instance stops, so its tasks die
+        and its container instance leaves ECS as on termination; it stays in its group."""
+        with self.op():
+            ec2 = self.instances.get(instance_id)
+            if ec2 is None or ec2.state != "running":
+                return None
+            ec2.state = "stopped"
+            killed = self.ecs.terminate_instance(instance_id)
+            self.asg.stopped_into_warm_pool(instance_id)
+            termination = Termination(instance_id, self.clock.now(), cause, killed)
+            self.terminations.append(termination)
+            return termination
+
     def spot_interrupt(self, instance_id: str, action: str = "terminate") -> dict[str, Any]:
         """EC2 Spot Instance Interruption Warning now; the instance goes 120 s later.
 
@@ -365,8 +384,8 @@ class World:
         `operation` may be "*"; `predicate(params)` narrows which calls match. The HTTP
         status defaults to 500 for server-side codes, 400 otherwise.
         """
-        if service not in ("ecs", "autoscaling"):
-            raise ValueError("service must be 'ecs' or 'autoscaling'")
+        if service not in ("ecs", "autoscaling", "ec2"):
+            raise ValueError("service must be 'ecs', 'autoscaling' or 'ec2'")
         if status is None:
             server_side = code in ("ServerException", "InternalFailure", "ServiceUnavailable")
             status = 500 if server_side else 400
@@ -394,8 +413,8 @@ class World:
                     if fault.matches(service, operation, params):
                         fault.hits += 1
                         raise ApiError(fault.code, fault.message, fault.status)
-                model = self.ecs if service == "ecs" else self.asg
-                body = model.dispatch(operation, params)
+                models = {"ecs": self.ecs, "autoscaling": self.asg, "ec2": self.ec2}
+                body = models[service].dispatch(operation, params)
             except ApiError as error:
                 self.api_calls.append(ApiCall(service, operation, now, error.code, params))
                 body = {"Error": {"Code": error.code, "Message": error.message}}

@@ -88,10 +88,17 @@ class EventBridge:
         self.undelivered: list[Undelivered] = []
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._functions_running = 0
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def functions_running(self) -> int:
+        """Lambda targets invoked and not yet returned: actors of the virtual clock, like running
+        executions (time may move only while each of them waits on the clock)."""
+        return self._functions_running
 
     # --- PutEvents -------------------------------------------------------------------------
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,6 +174,7 @@ class EventBridge:
         The invocation counts as in flight until it returns."""
         with self._lock:
             self._in_flight += 1
+            self._functions_running += 1
 
         def invoke() -> None:
             try:
@@ -176,6 +184,7 @@ class EventBridge:
             finally:
                 with self._lock:
                     self._in_flight -= 1
+                    self._functions_running -= 1
 
         threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
 

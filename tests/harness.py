@@ -119,7 +119,9 @@ class Harness:
 
     # --- running -----------------------------------------------------------------------------
     def running(self) -> int:
-        return running_executions()
+        """The clock's actors: running executions and Lambda targets still at work (else the
+        clock could find nothing to do while a target thread is about to act, and stop)."""
+        return running_executions() + self.eventbridge.functions_running
 
     def run(self, max_virtual_seconds: float = 3 * 86400, wall_timeout: float = 60.0) -> None:
         """Drive the clock until every execution has ended."""

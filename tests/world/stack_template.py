@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from stacks.config import DrainerConfig
@@ -74,22 +73,22 @@ _PHYSICAL: dict[str, tuple[str | None, str, dict[str, str]]] = {
 }
 
 
-@cache
-def _synthesize(config_json: str) -> dict[str, Any]:
-    import aws_cdk as cdk  # imported here: only the worlds that enforce IAM pay for it
-
-    from stacks.drainer_stack import DrainerStack
-
-    config = DrainerConfig.model_validate_json(config_json)
-    app = cdk.App()
-    DrainerStack(app, config.stack_name, config=config)
-    return app.synth().get_stack_by_name(config.stack_name).template
+_templates: dict[str, dict[str, Any]] = {}
 
 
 def synthesized(config: DrainerConfig) -> dict[str, Any]:
     """The stack's template for `config`, synthesized once per configuration and process
     (environment-agnostic: account and region are pseudo parameters)."""
-    return _synthesize(config.model_dump_json())
+    key = config.model_dump_json()
+    if key not in _templates:
+        import aws_cdk as cdk  # imported here: only the worlds that enforce IAM pay for it
+
+        from stacks.drainer_stack import DrainerStack
+
+        app = cdk.App()
+        DrainerStack(app, config.stack_name, config=config)
+        _templates[key] = app.synth().get_stack_by_name(config.stack_name).template
+    return _templates[key]
 
 
 class Resolver:

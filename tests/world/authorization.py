@@ -99,7 +99,9 @@ class Authorizer:
     def acting_as(self, handler: str) -> Iterator[None]:
         """Calls made on this thread are made by the role of the function with `handler`."""
         if handler not in self.roles:
-            raise UnmappedCall(f"no function with handler {handler} in the synthesized stack")
+            message = f"no function with handler {handler} in the synthesized stack"
+            self._record(message)
+            raise UnmappedCall(message)
         previous = getattr(self._local, "role", None)
         self._local.role = self.roles[handler]
         try:

@@ -229,8 +229,7 @@ def _condition_holds(
         return any(compare(str(policy_value), value) for policy_value in policy_values)
 
     if qualifier == "ForAnyValue":
-        hit = any(matches(value) != negated for value in values)
-        return hit
+        return any(matches(value) != negated for value in values)
     if qualifier == "ForAllValues":
         return all(matches(value) != negated for value in values)
     if len(values) != 1:

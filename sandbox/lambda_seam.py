@@ -16,7 +16,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -25,6 +25,8 @@ from stacks.definition import Function
 
 # function name (Function.name), one invocation's captured output
 LogSink = Callable[[str, str], None]
+# handler ("resolve.handler") -> a context in which the handler's AWS calls run as its role
+RunAs = Callable[[str], AbstractContextManager[object]]
 
 
 class _ThreadStdout(io.TextIOBase):
@@ -52,7 +54,9 @@ class LambdaSeam:
     `invocations`, `faults` and `errors` may be objects the caller owns (tests/harness.py
     exposes them). A fault is an exception the handler raises instead of running, or the name of
     a Lambda service error (e.g. "Lambda.ServiceException"). With `log_sink`, each invocation's
-    output goes there instead of stdout (the server turns it into CloudWatch Logs).
+    output goes there instead of stdout (the server turns it into CloudWatch Logs). With
+    `run_as` (tests/world/authorization.py's `Authorizer.acting_as`), each handler's AWS calls
+    are authorized against its function's role, as IAM would.
     """
 
     def __init__(
@@ -62,12 +66,14 @@ class LambdaSeam:
         faults: dict[str, list[BaseException | str]] | None = None,
         errors: list[str] | None = None,
         log_sink: LogSink | None = None,
+        run_as: RunAs | None = None,
     ) -> None:
         self.functions = functions
         self.invocations = invocations if invocations is not None else Counter()
         self.faults = faults if faults is not None else {}
         self.errors = errors if errors is not None else []
         self.log_sink = log_sink
+        self.run_as = run_as
         self._lock = threading.Lock()
         self._stdout: _ThreadStdout | None = None
 
@@ -120,7 +126,8 @@ class LambdaSeam:
                 raise fault
             module_name, attribute = function.handler.rsplit(".", 1)
             handler = getattr(importlib.import_module(module_name), attribute)
-            result = handler(json.loads(body or b"{}"), None)
+            with self.run_as(function.handler) if self.run_as else nullcontext():
+                result = handler(json.loads(body or b"{}"), None)
             return json.dumps(result).encode()
         except Exception as error:  # what Lambda does with an unhandled exception
             response_headers["x-amz-function-error"] = "Unhandled"

@@ -37,6 +37,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 import tests.world  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
 from sandbox import endpoint, quotas
+from sandbox.deployed_roles import deployed_authorizer
 from sandbox.deployment import (
     DEPLOYED_FUNCTIONS,
     MOTO_CONFIG,
@@ -59,6 +60,7 @@ from sandbox.world_setup import (
 )
 from stacks import ROOT
 from stacks.config import DrainerConfig, load_config
+from tests.world.authorization import installed
 
 DEFAULT_SPEED = 60.0  # virtual seconds per wall second
 WATCH_SECONDS = 0.2  # how often the server looks at executions (log lines, status events)
@@ -117,7 +119,12 @@ class Sandbox:
         _post_json(f"{self.endpoint}/moto-api/config", MOTO_CONFIG)
         self._stack.enter_context(self.world.install())
         self._logs = self.client("logs")
-        seam = LambdaSeam(DEPLOYED_FUNCTIONS, log_sink=self._lambda_log)
+        # Each handler runs as its function's role from the synthesized stack: a call the
+        # stack does not grant fails with AccessDenied, as it would in AWS.
+        authorizer = self._stack.enter_context(installed(deployed_authorizer(self.config)))
+        seam = LambdaSeam(
+            DEPLOYED_FUNCTIONS, log_sink=self._lambda_log, run_as=authorizer.acting_as
+        )
         self._stack.enter_context(seam.installed())
         self.deployment: Deployment = deploy(self.config, self.client)
         activate(self.deployment)

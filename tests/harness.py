@@ -4,8 +4,10 @@ Provisioned from the stack's own sources by sandbox.deployment (the ASL file wit
 substitutions, the stack's event patterns, the Lambda code and the settings the stack writes),
 the same code that provisions the local sandbox (`make demo`). moto runs the state machine (its
 ASL interpreter) and DynamoDB/SNS; the world answers ECS and Auto Scaling; each Lambda invocation
-reaches the real handler in-process through moto's Lambda seam (sandbox.lambda_seam); EventBridge
-delivery is sandbox.eventbridge's.
+reaches the real handler in-process through moto's Lambda seam (sandbox.lambda_seam), running as
+its function's role from the synthesized stack (tests/world/authorization.py: a call the role does
+not allow fails as AccessDenied would, and fails the test); EventBridge delivery is
+sandbox.eventbridge's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import boto3
 from moto import mock_aws
 
 from sandbox import quotas
+from sandbox.deployed_roles import deployed_authorizer
 from sandbox.deployment import (
     ACCOUNT,
     CLAIMS_TABLE,
@@ -33,6 +36,8 @@ from sandbox.deployment import (
 from sandbox.eventbridge import Delivery, EventBridge
 from sandbox.lambda_seam import LambdaSeam
 from stacks.config import DrainerConfig
+from tests.world import authorization
+from tests.world.authorization import Authorizer
 
 __all__ = ["ACCOUNT", "CLAIMS_TABLE", "REGION", "Delivery", "Harness", "ScenarioRecord"]
 
@@ -51,6 +56,10 @@ class Harness:
     # function name -> faults for its next invocations: an exception the handler raises, or
     # the name of a Lambda service error (e.g. "Lambda.ServiceException")
     lambda_faults: dict[str, list[BaseException | str]] = field(default_factory=dict)
+    # IAM as the synthesized stack grants it for `config`; a test may give its own (a stack
+    # with a grant removed) and set `expect_denials`, else any denied call fails the test
+    authorizer: Authorizer | None = None
+    expect_denials: bool = False
 
     def __post_init__(self) -> None:
         self._outcomes: list[dict[str, Any]] = []
@@ -69,8 +78,15 @@ class Harness:
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
         self._stack.enter_context(quotas.enforced())  # what moto accepts and AWS refuses
         self._stack.enter_context(self.world.install())
+        if self.authorizer is None:
+            self.authorizer = deployed_authorizer(self.config)
+        self._stack.enter_context(authorization.installed(self.authorizer))
         seam = LambdaSeam(
-            DEPLOYED_FUNCTIONS, self.invocations, self.lambda_faults, self.lambda_errors
+            DEPLOYED_FUNCTIONS,
+            self.invocations,
+            self.lambda_faults,
+            self.lambda_errors,
+            run_as=self.authorizer.acting_as,
         )
         self._stack.enter_context(seam.installed())
         self.deployment = deploy(self.config, _client)
@@ -92,6 +108,17 @@ class Harness:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.__exit__(*exc)
+        denied = self.access_denied
+        if exc[0] is None and denied and not self.expect_denials:
+            raise AssertionError(
+                "calls the stack's IAM would deny (fix the grant in stacks/drainer_stack.py):\n"
+                + "\n".join(denied)
+            )
+
+    @property
+    def access_denied(self) -> list[str]:
+        """Every call a role was denied (or could not be authorized), in order."""
+        return self.authorizer.denials if self.authorizer is not None else []
 
     def _subscribe_queue(self) -> str:
         sqs = _client("sqs")

@@ -140,7 +140,7 @@ class Sandbox:
         )
         self._stack.enter_context(_put_events_routed_to(self.eventbridge))
         self.world.subscribe(self.effects.forward(self.eventbridge.deliver))
-        driver = ClockDriver(self.world.clock, self.busy, self.actors, self.speed)
+        driver = ClockDriver(self.world.clock, self.busy, running_executions, self.speed)
         driver.start()
         self._stack.callback(driver.stop)
         watcher = ExecutionWatcher(self)
@@ -149,10 +149,6 @@ class Sandbox:
 
     def client(self, service: str) -> Any:
         return endpoint.client(service, self.endpoint)
-
-    def actors(self) -> int:
-        """What the clock waits on: running executions and Lambda targets at work."""
-        return running_executions() + self.eventbridge.functions_running
 
     def busy(self) -> bool:
         return running_executions() > 0 or self.eventbridge.in_flight > 0 or self.effects.pending

@@ -56,6 +56,7 @@ IAM_PREFIX = {
     "stepfunctions": "states",
     "kms": "kms",
     "cloudwatch": "cloudwatch",
+    "ec2": "ec2",
 }
 
 
@@ -252,6 +253,8 @@ CALLS: dict[tuple[str, str], CallMapping] = {
     ("autoscaling", "DescribeAutoScalingInstances"): _unscoped(
         "autoscaling:DescribeAutoScalingInstances"
     ),
+    # Resolve reads the opt-in tag of a test event's instance; DescribeTags takes no resource.
+    ("ec2", "DescribeTags"): _unscoped("ec2:DescribeTags"),
     ("dynamodb", "PutItem"): _on_table("dynamodb:PutItem"),
     ("dynamodb", "GetItem"): _on_table("dynamodb:GetItem"),
     ("dynamodb", "UpdateItem"): _on_table("dynamodb:UpdateItem"),

@@ -1,6 +1,6 @@
 """The real ASL file on moto's interpreter, with the real handlers, against the simulated world.
 
-Issue 2's acceptance runs: a lifecycle drain to completion, the Spot branch, each rebalance
+The acceptance runs: a lifecycle drain to completion, the Spot branch, each rebalance
 policy, and instances in no cluster.
 """
 

@@ -10,6 +10,6 @@ from tests.reliability import tally
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not (tally.CASES or tally.FAULTS or tally.ACTIONS_CHECKED):
         return
-    terminalreporter.section("reliability and security (issue 6)")
+    terminalreporter.section("reliability and security")
     for line in tally.summary_lines():
         terminalreporter.write_line(line)

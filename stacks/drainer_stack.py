@@ -39,7 +39,13 @@ from stacks.event_patterns import (
     execution_failure_pattern,
     instance_return_pattern,
 )
-from stacks.functions import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION, Function
+from stacks.functions import (
+    ALL_FUNCTIONS,
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    Function,
+)
 from stacks.iam_limits import oversized
 
 # EventBridge retries delivery to the state machine for up to a day, then dead-letters.
@@ -155,12 +161,13 @@ class DrainerStack(Stack):
         self.targets = permissions.Resources(
             self, config, self.claims, self.topic, self.state_machine
         )
-        for declaration, function in (
-            *((declaration, self.functions[declaration.name]) for declaration in FUNCTIONS),
-            (RESCUE_FUNCTION, self.rescue_function),
-            (REACTIVATE_FUNCTION, self.reactivate_function),
-        ):
-            permissions.grant(self.targets, declaration, function)
+        deployed = {
+            **self.functions,
+            RESCUE_FUNCTION.name: self.rescue_function,
+            REACTIVATE_FUNCTION.name: self.reactivate_function,
+        }
+        for declaration in ALL_FUNCTIONS:
+            permissions.grant(self.targets, declaration, deployed[declaration.name])
 
         self.dead_letters = sqs.Queue(
             self,

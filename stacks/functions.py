@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stacks.config import DrainerConfig
 
 ECS_IDS = (
     "Task, service and container-instance ids are unknown at deploy time; the wildcard stays "
@@ -71,7 +74,7 @@ class Grant:
         if self.on is On.OUTCOME_TOPIC and self.actions != ("sns:Publish",):
             raise ValueError("the outcome topic is granted as CDK's grant_publish: sns:Publish")
 
-    def applies(self, config: Any) -> bool:
+    def applies(self, config: DrainerConfig) -> bool:
         return self.only_if is None or bool(getattr(config, self.only_if))
 
     @property
@@ -100,7 +103,7 @@ class Function:
     def placeholder(self) -> str:
         return f"{self.name}FunctionArn"
 
-    def grants_for(self, config: Any) -> tuple[Grant, ...]:
+    def grants_for(self, config: DrainerConfig) -> tuple[Grant, ...]:
         """The grants this configuration switches on."""
         return tuple(grant for grant in self.grants if grant.applies(config))
 

@@ -2,8 +2,10 @@
 
 What stacks/drainer_stack.py deploys, minus what moto cannot run or nobody here reads (KMS,
 alarms, X-Ray, dead-letter queues): the claims table, the outcome topic, one Lambda per
-stacks.definition function with the DRAINER_SETTINGS the stack writes, the state machine from
-the ASL file with the stack's substitutions, and the EventBridge rules from stacks.event_patterns.
+stacks.functions declaration with the DRAINER_SETTINGS the stack writes, a published version of
+each function the state machine calls, the state machine from the ASL file with the stack's
+substitutions (those version ARNs, as the stack's), and the EventBridge rules from
+stacks.event_patterns (they target the functions themselves, as the stack's do).
 Used by the tests (mock_aws) and by the sandbox server (moto over HTTP) alike.
 """
 
@@ -23,18 +25,18 @@ from drainer import aws, settings
 from sandbox.endpoint import ACCOUNT, REGION, STATE_MACHINE_NAME
 from sandbox.eventbridge import Rule
 from stacks.config import DrainerConfig
-from stacks.definition import (
-    FUNCTIONS,
-    REACTIVATE_FUNCTION,
-    RESCUE_FUNCTION,
-    Function,
-    render,
-    substitutions,
-)
+from stacks.definition import render, substitutions
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
+)
+from stacks.functions import (
+    ALL_FUNCTIONS,
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    Function,
 )
 
 CLAIMS_TABLE = "ecs-drainer-claims"
@@ -53,9 +55,7 @@ def function_name(function: Function) -> str:
 
 
 # Deployed function name -> Function, for the Lambda seam.
-DEPLOYED_FUNCTIONS = {
-    function_name(f): f for f in (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
-}
+DEPLOYED_FUNCTIONS = {function_name(f): f for f in ALL_FUNCTIONS}
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class Deployment:
     claims_table: str
     settings: str  # the DRAINER_SETTINGS value every function gets
     function_arns: dict[str, str]  # Function.name -> ARN
+    version_arns: dict[str, str]  # Function.name -> the published version the definition calls
     rules: list[Rule]
 
 
@@ -105,11 +106,15 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
             Environment={"Variables": {"DRAINER_SETTINGS": values}},
         )["FunctionArn"]
         logs.create_log_group(logGroupName=log_group(function))
+    versions = {
+        function.name: lambdas.publish_version(FunctionName=function_name(function))["FunctionArn"]
+        for function in FUNCTIONS
+    }
     state_machine_arn = client("stepfunctions").create_state_machine(
         name=STATE_MACHINE_NAME,
         roleArn=role,
         type="STANDARD",
-        definition=json.dumps(render(substitutions(arns))),
+        definition=json.dumps(render(substitutions(versions))),
     )["stateMachineArn"]
     rules = [
         Rule(name, pattern, state_machine_arn) for name, pattern in event_patterns(config).items()
@@ -121,7 +126,7 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
         Rule(REACTIVATE_RULE, instance_return_pattern(config), arns[REACTIVATE_FUNCTION.name])
     )
     _put_rules(client("events"), config.stack_name, rules, role)
-    return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, rules)
+    return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, versions, rules)
 
 
 def log_group(function: Function) -> str:

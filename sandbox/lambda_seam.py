@@ -49,7 +49,8 @@ class _ThreadStdout(io.TextIOBase):
 
 
 class LambdaSeam:
-    """Routes invocations of `functions` (deployed name → Function) to their handlers.
+    """Routes invocations of `functions` (deployed name → Function) to their handlers, whichever
+    version is invoked: every version of a function runs this checkout's handler.
 
     `invocations`, `faults` and `errors` may be objects the caller owns (tests/harness.py
     exposes them). A fault is an exception the handler raises instead of running, or the name of
@@ -57,6 +58,8 @@ class LambdaSeam:
     output goes there instead of stdout (the server turns it into CloudWatch Logs). With
     `run_as` (tests/world/authorization.py's `Authorizer.acting_as`), each handler's AWS calls
     are authorized against its function's role, as IAM would.
+    `versions` counts invocations by (Function.name, the version invoked: "$LATEST" or a
+    published number).
     """
 
     def __init__(
@@ -67,9 +70,11 @@ class LambdaSeam:
         errors: list[str] | None = None,
         log_sink: LogSink | None = None,
         run_as: RunAs | None = None,
+        versions: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.functions = functions
         self.invocations = invocations if invocations is not None else Counter()
+        self.versions = versions if versions is not None else Counter()
         self.faults = faults if faults is not None else {}
         self.errors = errors if errors is not None else []
         self.log_sink = log_sink
@@ -90,9 +95,14 @@ class LambdaSeam:
             headers: Any,
             response_headers: dict[str, str],
         ) -> bytes | str | None:
-            function = seam.functions.get(function_name.rsplit(":", 1)[-1])
+            # A name, an ARN, either with a version: resolved as Lambda does, so a version that
+            # was never published fails (ResourceNotFoundException) instead of running.
+            deployed = backend.get_function(function_name, qualifier)
+            function = seam.functions.get(deployed.function_name)
             if function is None:  # not ours: moto's own behaviour
                 return original(backend, function_name, qualifier, body, headers, response_headers)
+            with seam._lock:
+                seam.versions[(function.name, str(deployed.version))] += 1
             return seam.invoke(function, body, response_headers)
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]

@@ -31,20 +31,20 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks import LAMBDA_DIR
+from stacks import LAMBDA_DIR, permissions
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
-from stacks.definition import (
-    DEFINITION_FILE,
-    FUNCTIONS,
-    REACTIVATE_FUNCTION,
-    RESCUE_FUNCTION,
-    Function,
-    substitutions,
-)
+from stacks.definition import DEFINITION_FILE, substitutions
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
+)
+from stacks.functions import (
+    ALL_FUNCTIONS,
+    FUNCTIONS,
+    REACTIVATE_FUNCTION,
+    RESCUE_FUNCTION,
+    Function,
 )
 from stacks.iam_limits import oversized
 
@@ -126,11 +126,14 @@ class DrainerStack(Stack):
 
         settings = config.lambda_settings(self.claims.table_name, self.topic.topic_arn)
         code = lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["**/__pycache__", "**/*.pyc"])
+        # Each function's facts and grants are declared in stacks/functions.py.
         self.functions = {
             function.name: self._function(function, code, settings, retention)
             for function in FUNCTIONS
         }
-        self._grant_permissions()
+        # The catch-all behind the state machine's own rescue path (see rescue_execution.py).
+        self.rescue_function = self._function(RESCUE_FUNCTION, code, settings, retention)
+        self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
 
         machine_logs = logs.LogGroup(
             self, "StateMachineLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
@@ -140,8 +143,13 @@ class DrainerStack(Stack):
             "Drainer",
             # The file itself, uploaded as an asset: nothing rebuilds the definition in code.
             definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
+            # Published versions: an execution keeps the code it started with through a deploy
+            # (README, "Upgrading while drains run").
             definition_substitutions=substitutions(
-                {name: function.function_arn for name, function in self.functions.items()}
+                {
+                    name: function.current_version.function_arn
+                    for name, function in self.functions.items()
+                }
             ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             tracing_enabled=True,
@@ -149,14 +157,17 @@ class DrainerStack(Stack):
                 destination=machine_logs, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
-        # The definition invokes each function by its unqualified ARN; grant_invoke would add
-        # `<arn>:*` (every version and alias) too, which no state calls.
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[function.function_arn for function in self.functions.values()],
-            )
+        permissions.allow_invoking_every_version(self.state_machine, self.functions.values())
+        self.targets = permissions.Resources(
+            self, config, self.claims, self.topic, self.state_machine
         )
+        deployed = {
+            **self.functions,
+            RESCUE_FUNCTION.name: self.rescue_function,
+            REACTIVATE_FUNCTION.name: self.reactivate_function,
+        }
+        for declaration in ALL_FUNCTIONS:
+            permissions.grant(self.targets, declaration, deployed[declaration.name])
 
         self.dead_letters = sqs.Queue(
             self,
@@ -208,9 +219,6 @@ class DrainerStack(Stack):
             )
             self.rules[name] = rule
 
-        # The catch-all behind the state machine's own rescue path (see rescue_execution.py).
-        self.rescue_function = self._function(RESCUE_FUNCTION, code, settings, retention)
-        self._grant_rescue()
         rescue_rule = events.Rule(
             self,
             "ExecutionFailedRule",
@@ -226,7 +234,7 @@ class DrainerStack(Stack):
             )
         )
 
-        self._reactivation(code, settings, retention)
+        self._reactivation()
 
         if config.manage_lifecycle_hooks:
             for index, group in enumerate(config.auto_scaling_group_names):
@@ -280,120 +288,14 @@ class DrainerStack(Stack):
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.TEXT,
+            # A deploy publishes a new version; the old ones stay for the executions still
+            # running on them (README, "Upgrading while drains run").
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
 
-    def _grant_permissions(self) -> None:
-        clusters = self.config.cluster_names
-        cluster_arns = [
-            self.format_arn(service="ecs", resource="cluster", resource_name=name)
-            for name in clusters
-        ]
-        instance_arns = [
-            self.format_arn(service="ecs", resource="container-instance", resource_name=f"{name}/*")
-            for name in clusters
-        ]
-        task_arns = [
-            self.format_arn(service="ecs", resource="task", resource_name=f"{name}/*")
-            for name in clusters
-        ]
-        service_arns = [
-            self.format_arn(service="ecs", resource="service", resource_name=f"{name}/*")
-            for name in clusters
-        ]
-        group_arns = self._group_arns()
-        allow = self._allow
-        allow("Resolve", ["ecs:ListContainerInstances"], cluster_arns)
-        allow("Resolve", ["ecs:DescribeContainerInstances"], instance_arns)
-        # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
-        allow("Resolve", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
-        if self.config.test_event_source:
-            # Test-source Spot/rebalance events act only on instances tagged to opt in. Read-only
-            # and not resource-scopable (Service Authorization Reference, Amazon EC2).
-            allow("Resolve", ["ec2:DescribeTags"], ["*"])
-        allow("StartDrain", ["ecs:UpdateContainerInstancesState"], instance_arns)
-        for name in ("PollTasks", "StopTasks"):
-            allow(name, ["ecs:ListTasks"], instance_arns)
-            allow(name, ["ecs:DescribeTasks"], task_arns)
-            allow(name, ["ecs:DescribeServices"], service_arns)
-        allow("StopTasks", ["ecs:StopTask"], task_arns)
-        allow("RecordHeartbeat", ["autoscaling:RecordLifecycleActionHeartbeat"], group_arns)
-        allow("CompleteAction", ["autoscaling:CompleteLifecycleAction"], group_arns)
-        allow("ReplaceInstance", ["autoscaling:TerminateInstanceInAutoScalingGroup"], group_arns)
-        # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
-        allow("ReplaceInstance", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
-        for name in ("Resolve", "Claim"):  # Resolve claims lifecycle and rebalance drains
-            allow(name, ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
-        allow("ReportOutcome", ["dynamodb:UpdateItem"], [self.claims.table_arn])
-        self.topic.grant_publish(self.functions["ReportOutcome"])
-
-    def _group_arns(self) -> list[str]:
-        return [
-            self.format_arn(
-                service="autoscaling",
-                resource="autoScalingGroup",
-                resource_name=f"*:autoScalingGroupName/{name}",
-                arn_format=_colon_resource_name(),
-            )
-            for name in self.config.auto_scaling_group_names
-        ]
-
-    def _grant_rescue(self) -> None:
-        role_function = self.rescue_function
-        role_function.add_to_role_policy(
-            iam.PolicyStatement(
-                # The heartbeat keeps the action alive through the grace it gives a drain.
-                actions=[
-                    "autoscaling:CompleteLifecycleAction",
-                    "autoscaling:RecordLifecycleActionHeartbeat",
-                ],
-                resources=self._group_arns(),
-            )
-        )
-        role_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["states:GetExecutionHistory"],
-                resources=[
-                    self.format_arn(
-                        service="states",
-                        resource="execution",
-                        resource_name=f"{self.state_machine.state_machine_name}:*",
-                        arn_format=_colon_resource_name(),
-                    )
-                ],
-            )
-        )
-        role_function.add_to_role_policy(
-            iam.PolicyStatement(
-                # GetItem: a failed duplicate leaves the action to the claim's owner.
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                resources=[self.claims.table_arn],
-            )
-        )
-        self.topic.grant_publish(role_function)
-
-    def _reactivation(
-        self, code: lambda_.Code, settings: str, retention: logs.RetentionDays
-    ) -> None:
+    def _reactivation(self) -> None:
         """Spot stop/hibernate: a parked instance is set ACTIVE again when it comes back
-        (lambdas/drainer/parking.py). Its own function, rule and grants."""
-        self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
-        self.reactivate_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["ecs:UpdateContainerInstancesState"],
-                resources=[
-                    self.format_arn(
-                        service="ecs", resource="container-instance", resource_name=f"{name}/*"
-                    )
-                    for name in self.config.cluster_names
-                ],
-            )
-        )
-        self.reactivate_function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:DeleteItem"],
-                resources=[self.claims.table_arn],
-            )
-        )
+        (lambdas/drainer/parking.py)."""
         rule = events.Rule(
             self,
             "InstanceReturnedRule",
@@ -409,11 +311,6 @@ class DrainerStack(Stack):
             )
         )
         self.instance_returned_rule = rule
-
-    def _allow(self, function: str, actions: list[str], resources: list[str]) -> None:
-        self.functions[function].add_to_role_policy(
-            iam.PolicyStatement(actions=actions, resources=resources)
-        )
 
     # --- Operations ----------------------------------------------------------------------
     def _from_this_stacks_alarms(self) -> dict[str, Any]:
@@ -481,73 +378,9 @@ class DrainerStack(Stack):
         return alarm
 
     def _acknowledge_nag_findings(self) -> None:
-        """cdk-nag AwsSolutions findings, each acknowledged where it arises, with its reason."""
-        # The ARNs as cdk-nag prints them: unresolved tokens appear as <AWS::…>.
-        region = "<AWS::Region>" if cdk.Token.is_unresolved(self.region) else self.region
-        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(self.account) else self.account
-        arn = f"arn:<AWS::Partition>:{{service}}:{region}:{account}:{{resource}}"
-        ecs_ids = (
-            "Task, service and container-instance ids are unknown at deploy time; the "
-            "wildcard stays inside one configured cluster's ARN path."
-        )
-        for function, kinds in {
-            "Resolve": ("container-instance",),
-            "StartDrain": ("container-instance",),
-            "PollTasks": ("container-instance", "task", "service"),
-            "StopTasks": ("container-instance", "task", "service"),
-        }.items():
-            for kind in kinds:
-                for cluster in self.config.cluster_names:
-                    resource = arn.format(service="ecs", resource=f"{kind}/{cluster}/*")
-                    self._acknowledge(
-                        self.functions[function].role, f"Resource::{resource}", ecs_ids
-                    )
-        for cluster in self.config.cluster_names:
-            resource = arn.format(service="ecs", resource=f"container-instance/{cluster}/*")
-            self._acknowledge(self.reactivate_function.role, f"Resource::{resource}", ecs_ids)
-        group_ids = (
-            "An Auto Scaling group ARN embeds a generated id; the wildcard stands for "
-            "that id only, the group name is fixed."
-        )
-        rescue_role = self.rescue_function.role
-        for role in (
-            *(
-                self.functions[name].role
-                for name in ("RecordHeartbeat", "CompleteAction", "ReplaceInstance")
-            ),
-            rescue_role,
-        ):
-            for group in self.config.auto_scaling_group_names:
-                resource = arn.format(
-                    service="autoscaling",
-                    resource=f"autoScalingGroup:*:autoScalingGroupName/{group}",
-                )
-                self._acknowledge(role, f"Resource::{resource}", group_ids)
-        machine_name = self.get_logical_id(self.state_machine.node.default_child)
-        self._acknowledge(
-            rescue_role,
-            "Resource::"
-            + arn.format(
-                service="states", resource=f"execution:<{self.resolve(machine_name)}.Name>:*"
-            ),
-            "Reads the history of this drainer's own executions only; execution names are random.",
-        )
-        for name in ("Resolve", "ReplaceInstance"):
-            self._acknowledge(
-                self.functions[name].role,
-                "Resource::*",
-                "DescribeAutoScalingInstances (and, with test events on, Resolve's "
-                "ec2:DescribeTags) is read-only and supports no resource-level permissions "
-                "(Service Authorization Reference).",
-            )
-        for role in (self.functions["ReportOutcome"].role, rescue_role):
-            self._acknowledge(
-                role,
-                "Action::kms:GenerateDataKey*",
-                "CDK's topic grant: publishing to the KMS-encrypted topic needs "
-                "GenerateDataKey* on that one key.",
-            )
-        self._acknowledge(
+        """cdk-nag AwsSolutions findings of the stack's own resources, with their reasons (the
+        functions' are acknowledged with their grants: stacks/permissions.py)."""
+        permissions.acknowledge(
             self.state_machine.role,
             "Resource::*",
             "X-Ray tracing and CloudWatch Logs delivery actions support no "
@@ -558,12 +391,6 @@ class DrainerStack(Stack):
                 id="AwsSolutions::AwsSolutions-SQS3",
                 reason="This queue is itself the dead-letter queue of the rules' targets.",
             )
-        )
-
-    @staticmethod
-    def _acknowledge(role: iam.IRole | None, finding: str, reason: str) -> None:
-        cdk.Validations.of(role).acknowledge(
-            cdk.Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=reason)
         )
 
 
@@ -612,10 +439,6 @@ def _pattern(pattern: dict) -> events.EventPattern:
         detail_type=pattern["detail-type"],
         detail=pattern.get("detail"),
     )
-
-
-def _colon_resource_name() -> ArnFormat:
-    return ArnFormat.COLON_RESOURCE_NAME
 
 
 def _retention(days: int) -> logs.RetentionDays:

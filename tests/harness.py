@@ -51,6 +51,8 @@ class Harness:
     world: Any
     config: DrainerConfig
     invocations: Counter = field(default_factory=Counter)
+    # (function name, version invoked) -> invocations: the state machine calls published versions
+    invoked_versions: Counter = field(default_factory=Counter)
     deliveries: list[Delivery] = field(default_factory=list)
     lambda_errors: list[str] = field(default_factory=list)
     # function name -> faults for its next invocations: an exception the handler raises, or
@@ -87,6 +89,7 @@ class Harness:
             self.lambda_faults,
             self.lambda_errors,
             run_as=self.authorizer.acting_as,
+            versions=self.invoked_versions,
         )
         self._stack.enter_context(seam.installed())
         self.deployment = deploy(self.config, _client)
@@ -111,7 +114,7 @@ class Harness:
         denied = self.access_denied
         if exc[0] is None and denied and not self.expect_denials:
             raise AssertionError(
-                "calls the stack's IAM would deny (fix the grant in stacks/drainer_stack.py):\n"
+                "calls the stack's IAM would deny (fix the grant in stacks/functions.py):\n"
                 + "\n".join(denied)
             )
 

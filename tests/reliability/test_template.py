@@ -22,6 +22,7 @@ from stacks import iam_limits
 from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
 from stacks.definition import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
+from stacks.functions import On
 from tests.conftest import ROOT
 from tests.test_stack import synth
 
@@ -207,7 +208,9 @@ def test_cdk_nag_fails_synthesis_on_a_wildcard_action(
 
     def grant_all_autoscaling(tampered: DrainerStack) -> None:
         tampered.functions["CompleteAction"].add_to_role_policy(
-            iam.PolicyStatement(actions=["autoscaling:*"], resources=tampered._group_arns())
+            iam.PolicyStatement(
+                actions=["autoscaling:*"], resources=tampered.targets.arns(On.GROUPS)
+            )
         )
 
     with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*IAM5\[Action::autoscaling:\*\]"):
@@ -359,19 +362,31 @@ def test_cloudwatch_gets_only_the_key_actions_it_needs_for_this_stacks_alarms(
     assert sorted_conditions(statement["Condition"]) == from_this_stacks_alarms(template)
 
 
-def test_the_state_machine_may_invoke_only_the_unqualified_functions_it_calls(
+def test_the_state_machine_invokes_retained_versions_and_may_invoke_only_their_functions(
     synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
 ) -> None:
-    """The definition names each function by its unqualified ARN (the substitutions); no state
-    calls a version or alias, so `<arn>:*` is a grant nothing uses."""
+    """The definition names each function by a published version (the substitutions), retained
+    when a deploy publishes the next one. Executions started before that deploy still invoke
+    the older versions under the same role, so the grant is every version of exactly the
+    functions the definition calls (`<arn>:*`): not their unqualified ARNs, no other function."""
     _, stack, template = synthesized
     resources = template["Resources"]
     (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    called = sorted(
-        json.dumps(arn, sort_keys=True)
-        for arn in machine["Properties"]["DefinitionSubstitutions"].values()
+    substituted = machine["Properties"]["DefinitionSubstitutions"]
+    assert len(substituted) == len(FUNCTIONS)
+    called = []
+    for value in substituted.values():
+        version = resources[value["Ref"]]
+        assert version["Type"] == "AWS::Lambda::Version", value
+        assert version["DeletionPolicy"] == version["UpdateReplacePolicy"] == "Retain"
+        function_id = version["Properties"]["FunctionName"]["Ref"]
+        assert resources[function_id]["Type"] == "AWS::Lambda::Function"
+        called.append(function_id)
+    assert len(set(called)) == len(called)
+    every_version = sorted(
+        json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [f, "Arn"]}, ":*"]]}, sort_keys=True)
+        for f in called
     )
-    assert all('"Arn"]}' in arn and ":*" not in arn for arn in called), called
     machine_role = logical_ref(stack, stack.state_machine.role)
     granted = []
     for resource in resources.values():
@@ -381,7 +396,7 @@ def test_the_state_machine_may_invoke_only_the_unqualified_functions_it_calls(
             if "lambda:InvokeFunction" in as_list(statement["Action"]):
                 assert resource["Properties"]["Roles"] == [machine_role]
                 granted += [json.dumps(r, sort_keys=True) for r in as_list(statement["Resource"])]
-    assert sorted(granted) == called
+    assert sorted(granted) == every_version
 
 
 def test_eventbridge_may_assume_the_rules_role_only_for_this_stacks_rules(

@@ -1,0 +1,236 @@
+"""Every Lambda of the drainer, declared once: handler, timeout, and what it may do in AWS.
+
+A declaration is plain data. The stack (stacks/permissions.py) turns its grants into the
+statements of the function's own role and acknowledges the cdk-nag findings their wildcards
+raise, with the reasons written here; the sandbox provisions the same functions. No other
+place names what a function may do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stacks.config import DrainerConfig
+
+ECS_IDS = (
+    "Task, service and container-instance ids are unknown at deploy time; the wildcard stays "
+    "inside one configured cluster's ARN path."
+)
+NOT_RESOURCE_SCOPED = "read-only and supports no resource-level permissions"
+
+
+class On(Enum):
+    """What a grant's actions act on; the stack turns each kind into the ARNs of this stack's
+    configuration (every configured cluster or group by its own ARN)."""
+
+    CLUSTERS = "the configured clusters"
+    CONTAINER_INSTANCES = "the configured clusters' container instances"
+    TASKS = "the configured clusters' tasks"
+    SERVICES = "the configured clusters' services"
+    GROUPS = "the configured Auto Scaling groups"
+    CLAIMS_TABLE = "the claims table"
+    OUTCOME_TOPIC = "the outcome topic (and the KMS key that encrypts it)"
+    OWN_EXECUTIONS = "this state machine's executions"
+    ANYTHING = "*"
+
+
+# Why the wildcard in a kind's ARNs is acknowledged (cdk-nag AwsSolutions-IAM5); a kind
+# without an entry has no wildcard. ANYTHING has none on purpose: each grant on `*` says why.
+WILDCARD_REASONS: dict[On, str] = {
+    On.CONTAINER_INSTANCES: ECS_IDS,
+    On.TASKS: ECS_IDS,
+    On.SERVICES: ECS_IDS,
+    On.GROUPS: (
+        "An Auto Scaling group ARN embeds a generated id; the wildcard stands for that id only, "
+        "the group name is fixed."
+    ),
+    On.OWN_EXECUTIONS: (
+        "Reads the history of this drainer's own executions only; execution names are random."
+    ),
+    On.OUTCOME_TOPIC: (
+        "CDK's topic grant: publishing to the KMS-encrypted topic needs GenerateDataKey* on "
+        "that one key."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Some actions on one kind of resource. `why` is required on `*` (it becomes the cdk-nag
+    acknowledgment). `only_if` names a configuration setting: the grant exists only when that
+    setting is set (truthy)."""
+
+    actions: tuple[str, ...]
+    on: On
+    why: str = ""
+    only_if: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.on is On.ANYTHING and not self.why:
+            raise ValueError(f"{self.actions} on *: say why no resource can be named")
+        if self.on is On.OUTCOME_TOPIC and self.actions != ("sns:Publish",):
+            raise ValueError("the outcome topic is granted as CDK's grant_publish: sns:Publish")
+
+    def applies(self, config: DrainerConfig) -> bool:
+        return self.only_if is None or bool(getattr(config, self.only_if))
+
+    @property
+    def wildcard_reason(self) -> str | None:
+        if self.on is On.ANYTHING:
+            return f"{', '.join(self.actions)}: {self.why}"
+        return WILDCARD_REASONS.get(self.on)
+
+
+def allow(*actions: str, on: On, why: str = "", only_if: str | None = None) -> Grant:
+    return Grant(actions, on, why, only_if)
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda: its placeholder stem in the ASL file, its handler, what it does, how long it
+    may run, and what its role may do."""
+
+    name: str
+    handler: str
+    description: str
+    grants: tuple[Grant, ...] = ()
+    timeout_seconds: int = 60
+
+    @property
+    def placeholder(self) -> str:
+        return f"{self.name}FunctionArn"
+
+    def grants_for(self, config: DrainerConfig) -> tuple[Grant, ...]:
+        """The grants this configuration switches on."""
+        return tuple(grant for grant in self.grants if grant.applies(config))
+
+
+# The ECS reads a drain makes on an instance's tasks (poll_tasks and stop_tasks list them alike).
+TASK_READS = (
+    allow("ecs:ListTasks", on=On.CONTAINER_INSTANCES),
+    allow("ecs:DescribeTasks", on=On.TASKS),
+    allow("ecs:DescribeServices", on=On.SERVICES),
+)
+# Resolve claims lifecycle and rebalance drains, Claim Spot drains.
+CLAIM_WRITES = allow("dynamodb:PutItem", "dynamodb:GetItem", on=On.CLAIMS_TABLE)
+DESCRIBE_AUTO_SCALING_INSTANCES = allow(
+    "autoscaling:DescribeAutoScalingInstances",
+    on=On.ANYTHING,
+    why=f"{NOT_RESOURCE_SCOPED} (Service Authorization Reference, Amazon EC2 Auto Scaling).",
+)
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function(
+        "Resolve",
+        "resolve.handler",
+        "Parse an event into a drain request; find the instance; claim a lifecycle/rebalance drain",
+        grants=(
+            allow("ecs:ListContainerInstances", on=On.CLUSTERS),
+            allow("ecs:DescribeContainerInstances", on=On.CONTAINER_INSTANCES),
+            DESCRIBE_AUTO_SCALING_INSTANCES,
+            # Test-source Spot/rebalance events act only on instances tagged to opt in.
+            allow(
+                "ec2:DescribeTags",
+                on=On.ANYTHING,
+                why=f"{NOT_RESOURCE_SCOPED} (Service Authorization Reference, Amazon EC2); "
+                "granted only while test events are on, to read an instance's opt-in tag.",
+                only_if="test_event_source",
+            ),
+            CLAIM_WRITES,
+        ),
+    ),
+    Function(
+        "Claim",
+        "claim.handler",
+        "Claim a Spot drain so duplicates end as duplicates",
+        grants=(CLAIM_WRITES,),
+    ),
+    Function(
+        "StartDrain",
+        "start_drain.handler",
+        "Set the container instance to DRAINING",
+        grants=(allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),),
+    ),
+    Function(
+        "PollTasks",
+        "poll_tasks.handler",
+        "Count tasks still alive; decide the next step",
+        grants=TASK_READS,
+    ),
+    Function(
+        "RecordHeartbeat",
+        "record_heartbeat.handler",
+        "Record a lifecycle heartbeat",
+        grants=(allow("autoscaling:RecordLifecycleActionHeartbeat", on=On.GROUPS),),
+    ),
+    Function(
+        "StopTasks",
+        "stop_tasks.handler",
+        "Stop standalone tasks or stragglers",
+        grants=(*TASK_READS, allow("ecs:StopTask", on=On.TASKS)),
+    ),
+    Function(
+        "CompleteAction",
+        "complete_action.handler",
+        "Complete the lifecycle action",
+        grants=(allow("autoscaling:CompleteLifecycleAction", on=On.GROUPS),),
+    ),
+    Function(
+        "ReplaceInstance",
+        "replace_instance.handler",
+        "Ask Auto Scaling to replace an instance",
+        grants=(
+            allow("autoscaling:TerminateInstanceInAutoScalingGroup", on=On.GROUPS),
+            DESCRIBE_AUTO_SCALING_INSTANCES,
+        ),
+    ),
+    Function(
+        "ReportOutcome",
+        "report_outcome.handler",
+        "Publish the outcome: metrics, SNS",
+        grants=(
+            allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE),  # releases the claim
+            allow("sns:Publish", on=On.OUTCOME_TOPIC),
+        ),
+    ),
+)
+
+# Not part of the state machine: EventBridge invokes it when a drain execution itself fails.
+RESCUE_FUNCTION = Function(
+    "RescueExecution",
+    "rescue_execution.handler",
+    "Complete the lifecycle action of a drain execution that failed, timed out or was aborted",
+    grants=(
+        # The heartbeat keeps the action alive through the grace it gives a drain.
+        allow(
+            "autoscaling:CompleteLifecycleAction",
+            "autoscaling:RecordLifecycleActionHeartbeat",
+            on=On.GROUPS,
+        ),
+        allow("states:GetExecutionHistory", on=On.OWN_EXECUTIONS),
+        # GetItem: a failed duplicate leaves the action to the claim's owner.
+        allow("dynamodb:GetItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
+        allow("sns:Publish", on=On.OUTCOME_TOPIC),
+    ),
+    # It may wait up to rescue_grace_seconds (at most 300) before completing, as the state
+    # machine's rescue path does, then complete and report: 2 minutes to spare.
+    timeout_seconds=420,
+)
+
+# Not part of the state machine: EventBridge invokes it when a container instance of a configured
+# cluster is connected and DRAINING; it sets a Spot instance the drainer parked ACTIVE again
+# (lambdas/drainer/parking.py).
+REACTIVATE_FUNCTION = Function(
+    "ReactivateInstance",
+    "reactivate_instance.handler",
+    "Set a Spot instance drained for a stop/hibernate interruption ACTIVE when it comes back",
+    grants=(
+        allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
+        allow("dynamodb:GetItem", "dynamodb:DeleteItem", on=On.CLAIMS_TABLE),
+    ),
+)
+
+ALL_FUNCTIONS: tuple[Function, ...] = (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)

@@ -167,11 +167,13 @@ class AwsSideOfTestEvents:
     def _start_lifecycle_action(self, detail: dict[str, Any]) -> None:
         group = self.world.asg.groups.get(detail.get("AutoScalingGroupName", ""))
         instance = group.instances.get(detail.get("EC2InstanceId", "")) if group else None
-        hook = group.terminate_hook() if group else None
+        # The drainer's hook is the group's first: scale_in returns its action (and starts one
+        # for every other terminate hook too, as Auto Scaling does).
+        hooks = group.terminate_hooks() if group else []
         if (
             instance is None
-            or hook is None
-            or hook.name != detail.get("LifecycleHookName")
+            or not hooks
+            or hooks[0].name != detail.get("LifecycleHookName")
             or detail.get("LifecycleTransition") != lifecycle.TERMINATING
             or instance.lifecycle_state != "InService"
         ):

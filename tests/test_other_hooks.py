@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import boto3
 
+from sandbox.world_setup import ECS_MANAGED_HOOK, demo_world, describe
 from tests.harness import Harness
 from tests.worlds import CLUSTER, GROUP, drain_world
 
-ECS_MANAGED_HOOK = "ecs-managed-draining-termination-hook"
 ECS_MANAGED_HEARTBEAT_SECONDS = 3600
 
 
@@ -73,3 +73,20 @@ def test_the_other_hook_completing_first_does_not_cut_our_drain_short(config):
     (termination,) = world.terminations
     assert termination.time == ours.completed_at
     assert record.tasks_killed == []
+
+
+def test_the_sandbox_can_seed_the_group_with_a_second_hook(config):
+    # `python -m sandbox.server --other-hook` (docs/SANDBOX.md)
+    plain = demo_world(config)
+    seeded = demo_world(config, ECS_MANAGED_HOOK)
+    (group,) = seeded.asg.groups.values()
+    assert [hook.name for hook in group.terminate_hooks()] == [
+        config.lifecycle_hook_name,
+        ECS_MANAGED_HOOK,
+    ]
+    assert len(next(iter(plain.asg.groups.values())).terminate_hooks()) == 1
+    assert (
+        f"Auto Scaling group {group.name}: terminate hooks {config.lifecycle_hook_name} "
+        f"(heartbeat timeout {config.heartbeat_timeout_seconds} s), {ECS_MANAGED_HOOK} "
+        "(heartbeat timeout 3600 s)"
+    ) in describe(seeded)

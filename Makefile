@@ -16,6 +16,12 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ASL_FILES  := $(sort $(wildcard statemachine/*.asl.json))
 
+# The configuration file synth and deploy read: `make deploy CONFIG=prod.toml`. A relative path
+# is relative to this directory (cdk runs app.py here, where cdk.json is). CDK_OUT: where synth
+# writes the template.
+CONFIG  ?= drainer.toml
+CDK_OUT ?= cdk.out
+
 .DEFAULT_GOAL := help
 .PHONY: help setup lint validate-asl synth deploy test demo sandbox bench diagram clean
 
@@ -26,6 +32,7 @@ help:
 	@echo "  validate-asl  asl-validator over statemachine/*.asl.json"
 	@echo "  synth         cdk synth --quiet, then cfn-lint (fails on errors only) over cdk.out"
 	@echo "  deploy        cdk deploy with the pinned CLI (needs AWS credentials)"
+	@echo "                both read CONFIG=FILE (default drainer.toml): make deploy CONFIG=prod.toml"
 	@echo "  test          setup, lint, validate-asl, pytest"
 	@echo "  demo          python -m sandbox.demo"
 	@echo "  sandbox       python -m sandbox.server"
@@ -56,11 +63,11 @@ validate-asl: $(NODE_STAMP)
 
 # cfn-lint has no `python -m` entry point; use its script. Warnings do not fail.
 synth: $(VENV_STAMP) $(NODE_STAMP)
-	npx --no-install cdk synth --quiet
-	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	npx --no-install cdk synth --quiet -c "config=$(CONFIG)" -o "$(CDK_OUT)"
+	$(BIN)/cfn-lint --non-zero-exit-code error "$(CDK_OUT)"/*.template.json
 
 deploy: synth
-	npx --no-install cdk deploy
+	npx --no-install cdk deploy -c "config=$(CONFIG)"
 
 # Steps run one after another in this order, also under make -j.
 test: setup

@@ -52,6 +52,7 @@ from sandbox.eventbridge import EventBridge
 from sandbox.executions import duration, list_executions, read
 from sandbox.lambda_seam import LambdaSeam
 from sandbox.world_setup import (
+    ECS_MANAGED_HOOK,
     AwsSideOfTestEvents,
     demo_world,
     describe,
@@ -81,8 +82,10 @@ class Sandbox:
         port: int = endpoint.DEFAULT_PORT,
         speed: float = DEFAULT_SPEED,
         out: TextIO | None = None,
+        other_hook: str | None = None,
     ) -> None:
         self.config = sandbox_config(config)  # the events files' test source on
+        self.other_hook = other_hook
         self.port = port
         self.speed = speed
         self.out = out or sys.stdout
@@ -111,7 +114,7 @@ class Sandbox:
                 f"Pick another port: --port N or {endpoint.PORT_VARIABLE}=N"
             )
         _use_only(self.endpoint, self.port)
-        self.world = demo_world(self.config)
+        self.world = demo_world(self.config, self.other_hook)
         server = ThreadedMotoServer(ip_address=endpoint.HOST, port=self.port, verbose=False)
         server.start()
         self._stack.callback(server.stop)
@@ -345,11 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lifetime", type=float, default=None, help="stop after this many wall seconds"
     )
+    parser.add_argument(
+        "--other-hook",
+        nargs="?",
+        const=ECS_MANAGED_HOOK,
+        metavar="NAME",
+        help=f"add a second terminate hook to the group, completed by nobody (default name "
+        f"{ECS_MANAGED_HOOK})",
+    )
     args = parser.parse_args(argv)
     config = load_config(args.config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(config, args.port, args.speed) as sandbox:
+    with Sandbox(config, args.port, args.speed, other_hook=args.other_hook) as sandbox:
         sandbox.say(f"sandbox: AWS endpoint   {sandbox.endpoint}  (region {endpoint.REGION})")
         sandbox.say(f"sandbox: state machine  {sandbox.state_machine_arn}")
         pace = f"{args.speed:g}x" if args.speed > 0 else "as fast as possible"

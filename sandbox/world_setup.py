@@ -30,6 +30,11 @@ from tests.world.world import SPOT_NOTICE_SECONDS
 EVENTS_DIR = ROOT / "events"
 EXTRA_INSTANCES = ("i-0aaaaaaaaaaaaaaa4", "i-0aaaaaaaaaaaaaaa5")  # room for moved tasks
 STANDALONE_SECONDS = 25 * 60  # a drain long enough for heartbeats (every 600 s by default)
+# `--other-hook`: the terminate hook ECS managed instance draining adds to a capacity provider's
+# group (its name: ECS developer guide, "enable managed instance draining"); its heartbeat
+# timeout here is an assumption. Nothing in the sandbox completes it: it times out.
+ECS_MANAGED_HOOK = "ecs-managed-draining-termination-hook"
+OTHER_HOOK_HEARTBEAT_SECONDS = 3600
 
 
 def events_files() -> dict[str, Any]:
@@ -59,9 +64,10 @@ def sandbox_config(config: DrainerConfig) -> DrainerConfig:
     return validate({**config.model_dump(), "test_event_source": events_source()}, "sandbox")
 
 
-def demo_world(config: DrainerConfig) -> World:
+def demo_world(config: DrainerConfig, other_hook: str | None = None) -> World:
     """Five instances in the first configured cluster and group, three services, one task that
-    runs on its own for 25 minutes on the lifecycle event's instance."""
+    runs on its own for 25 minutes on the lifecycle event's instance; `other_hook`: a second
+    terminate hook on the group, after the drainer's."""
     cluster, group = config.cluster_names[0], config.auto_scaling_group_names[0]
     world = World()
     for name in config.cluster_names:
@@ -71,6 +77,8 @@ def demo_world(config: DrainerConfig) -> World:
         hook_name=config.lifecycle_hook_name,
         heartbeat_timeout=config.heartbeat_timeout_seconds,
     )
+    if other_hook:
+        world.add_hook(group, other_hook, heartbeat_timeout=OTHER_HOOK_HEARTBEAT_SECONDS)
     named = [event_instance(e) for entries in events_files().values() for e in entries]
     instances = list(dict.fromkeys([i for i in named if i] + list(EXTRA_INSTANCES)))
     for instance_id in instances:
@@ -124,7 +132,8 @@ def describe(world: World) -> list[str]:
         hooks = ", ".join(
             f"{h.name} (heartbeat timeout {h.heartbeat_timeout} s)" for h in group.hooks.values()
         )
-        lines.append(f"Auto Scaling group {group.name}: terminate hook {hooks}")
+        noun = "hooks" if len(group.hooks) > 1 else "hook"
+        lines.append(f"Auto Scaling group {group.name}: terminate {noun} {hooks}")
     return lines
 
 
@@ -167,11 +176,13 @@ class AwsSideOfTestEvents:
     def _start_lifecycle_action(self, detail: dict[str, Any]) -> None:
         group = self.world.asg.groups.get(detail.get("AutoScalingGroupName", ""))
         instance = group.instances.get(detail.get("EC2InstanceId", "")) if group else None
-        hook = group.terminate_hook() if group else None
+        # The drainer's hook is the group's first: scale_in returns its action (and starts one
+        # for every other terminate hook too, as Auto Scaling does).
+        hooks = group.terminate_hooks() if group else []
         if (
             instance is None
-            or hook is None
-            or hook.name != detail.get("LifecycleHookName")
+            or not hooks
+            or hooks[0].name != detail.get("LifecycleHookName")
             or detail.get("LifecycleTransition") != lifecycle.TERMINATING
             or instance.lifecycle_state != "InService"
         ):

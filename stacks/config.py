@@ -68,6 +68,15 @@ LOG_RETENTION_DAYS = (
 CLUSTER_NAME = r"^[A-Za-z0-9_-]{1,255}$"  # ECS CreateCluster: letters, numbers, - and _
 GROUP_NAME = r"^[^\x00-\x1f:]{1,255}$"  # Auto Scaling group names: 1–255, no ':' (ARN separator)
 HOOK_NAME = r"^[A-Za-z0-9\-_/]{1,255}$"  # PutLifecycleHook LifecycleHookName pattern
+# Terminate hooks another party puts on a group under a fixed name. One hook cannot serve two
+# drainers: each completes the one lifecycle action when its own drain ends, so the first to end
+# lets the instance go while the other still drains. ECS managed instance draining's hook name:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/enable-managed-instance-draining.html
+TAKEN_HOOK_NAMES = {
+    "ecs-managed-draining-termination-hook": "ECS managed instance draining puts a terminate "
+    "hook of this name on the Auto Scaling group of every capacity provider with managedDraining "
+    "ENABLED (the default for a new capacity provider)",
+}
 EVENT_SOURCE = r"^[A-Za-z0-9._\-/]{1,256}$"  # PutEvents Source
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -180,6 +189,19 @@ class DrainerConfig(BaseModel):
         if value is not None and value.startswith("aws."):
             raise ValueError("must not start with 'aws.': AWS refuses such sources in PutEvents")
         return value or None
+
+    @field_validator("lifecycle_hook_name")
+    @classmethod
+    def _not_taken(cls, value: str) -> str:
+        owner = TAKEN_HOOK_NAMES.get(value.lower())  # refused in any case, to be safe
+        if owner:
+            raise ValueError(
+                f"{owner}; with one hook shared, whichever drain ends first completes the one "
+                "lifecycle action and lets the instance go while the other still drains: choose "
+                "a name of your own, e.g. 'ecs-drainer' (both hooks then run side by side, "
+                'README "Alongside other drainers")'
+            )
+        return value
 
     @field_validator("log_retention_days")
     @classmethod

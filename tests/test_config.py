@@ -186,6 +186,21 @@ def test_names_are_refused_in_the_projects_words(config, override, expected):
     assert expected in str(raised.value)
 
 
+@pytest.mark.parametrize("manage_lifecycle_hooks", [True, False])
+@pytest.mark.parametrize(
+    "name", ["ecs-managed-draining-termination-hook", "ECS-Managed-Draining-Termination-Hook"]
+)
+def test_a_hook_name_another_party_creates_is_refused(config, name, manage_lifecycle_hooks):
+    # ECS managed instance draining puts its own terminate hook, of this name, on the group.
+    override = {"lifecycle_hook_name": name, "manage_lifecycle_hooks": manage_lifecycle_hooks}
+    with pytest.raises(ConfigError) as raised:
+        validate({**config.model_dump(), **override}, "drainer.toml")
+    message = str(raised.value)
+    assert message.startswith("drainer.toml: invalid configuration (1 problem(s))")
+    assert f"lifecycle_hook_name = {name!r}: ECS managed instance draining" in message
+    assert "choose a name of your own, e.g. 'ecs-drainer'" in message
+
+
 def test_more_than_twenty_clusters_says_how_to_split(config):
     with pytest.raises(ConfigError) as raised:
         validate({**config.model_dump(), "cluster_names": [f"c{i}" for i in range(21)]})

@@ -85,9 +85,8 @@ class Group:
     capacity_rebalance: bool = False
     launch_seconds: float = 0.0
 
-    def terminate_hook(self) -> LifecycleHook | None:
-        hooks = [h for h in self.hooks.values() if h.transition == TERMINATING]
-        return hooks[0] if hooks else None
+    def terminate_hooks(self) -> list[LifecycleHook]:
+        return [h for h in self.hooks.values() if h.transition == TERMINATING]
 
 
 @dataclass(eq=False)
@@ -107,7 +106,7 @@ class LifecycleAction:
     completed_at: datetime | None = None
     ended_at: datetime | None = None
     result: str | None = None
-    # "completed" | "heartbeat-timeout" | "global-timeout" | "instance-terminated"
+    # "completed" | "heartbeat-timeout" | "global-timeout" | "instance-terminated" | "abandoned"
     ended_by: str | None = None
     event: dict[str, Any] | None = None
     _timers: list[Timer] = field(default_factory=list, repr=False)
@@ -184,6 +183,17 @@ class AutoScalingModel:
         self.groups[name] = group
         return group
 
+    def add_hook(
+        self, group_name: str, hook_name: str, heartbeat_timeout: int, default_result: str
+    ) -> LifecycleHook:
+        """Another terminate hook on the group, as a second party (ECS managed draining) puts it."""
+        group = self.groups[group_name]
+        if hook_name in group.hooks:
+            raise ValueError(f"hook {hook_name} exists on {group_name}")
+        hook = LifecycleHook(hook_name, group_name, TERMINATING, heartbeat_timeout, default_result)
+        group.hooks[hook_name] = hook
+        return hook
+
     def attach(self, group_name: str, instance_id: str) -> None:
         group = self.groups[group_name]
         self._seq += 1
@@ -238,19 +248,32 @@ class AutoScalingModel:
         origin: str | None = None,
         destination: str | None = None,
     ) -> LifecycleAction | None:
-        hook = group.terminate_hook()
-        if hook is None:
+        """One action per terminate hook, each with its own token, timeouts and event; the
+        first hook's is returned. The instance goes once every action has ended (below)."""
+        hooks = group.terminate_hooks()
+        if not hooks:
             instance.lifecycle_state = "Terminating"
             self.world.terminate_instance(instance.instance_id, "terminated-without-hook")
             return None
-        now = self.world.clock.now()
-        # LifecycleActionToken: a UUID, 36 characters (botocore min/max 36).
-        token = str(uuid.UUID(int=self.world.rng.getrandbits(128), version=4))
         if group.warm_pool or origin or destination:
             # Origin/Destination only appear for groups with a warm pool (Auto Scaling event
             # reference).
             origin = origin or "AutoScalingGroup"
             destination = destination or "EC2"
+        actions = [self._start(group, instance, hook, origin, destination) for hook in hooks]
+        return actions[0]
+
+    def _start(
+        self,
+        group: Group,
+        instance: AsgInstance,
+        hook: LifecycleHook,
+        origin: str | None,
+        destination: str | None,
+    ) -> LifecycleAction:
+        now = self.world.clock.now()
+        # LifecycleActionToken: a UUID, 36 characters (botocore min/max 36).
+        token = str(uuid.UUID(int=self.world.rng.getrandbits(128), version=4))
         action = LifecycleAction(
             token=token,
             group=group.name,
@@ -299,9 +322,24 @@ class AutoScalingModel:
         # so a stale one only checks that its deadline still stands.
         if not action.active or deadline > self.world.clock.now():
             return
-        group = self.groups[action.group]
-        self._end(action, cause, group.hooks[action.hook].default_result)
+        self._close(action, cause, self.groups[action.group].hooks[action.hook].default_result)
+
+    def _close(self, action: LifecycleAction, cause: str, result: str) -> None:
+        """Completed, or timed out with its hook's default result. The group "waits for all hooks
+        to finish before terminating an instance" (ECS guide, managed instance draining); "abandon
+        stops any remaining actions, such as other lifecycle hooks" (Auto Scaling user guide,
+        lifecycle hooks, considerations)."""
+        self._end(action, cause, result)
+        others = self._open_actions(action.instance_id)
+        if result == "ABANDON":
+            for other in others:
+                self._end(other, "abandoned", None)
+        elif others:
+            return
         self._let_go(action, cause)
+
+    def _open_actions(self, instance_id: str) -> list[LifecycleAction]:
+        return [a for a in self.lifecycle_actions if a.active and a.instance_id == instance_id]
 
     def _let_go(self, action: LifecycleAction, cause: str) -> None:
         """After the action: terminated, or stopped back into the warm pool."""
@@ -323,7 +361,7 @@ class AutoScalingModel:
             timer.cancel()
         group = self.groups.get(action.group)
         instance = group.instances.get(action.instance_id) if group else None
-        if instance is not None:
+        if instance is not None and not self._open_actions(action.instance_id):
             instance.lifecycle_state = PROCEED_STATE[action.path]
 
     def instance_terminated(self, instance_id: str) -> None:
@@ -404,10 +442,9 @@ class AutoScalingModel:
             )
         action = self._find_action(params)
         action.completed_at = self.world.clock.now()
-        self._end(action, "completed", result)
         # On terminate, CONTINUE and ABANDON both end in termination (Auto Scaling user guide,
-        # "Complete a lifecycle action").
-        self._let_go(action, "completed")
+        # "Complete a lifecycle action"), once no other hook's action is open.
+        self._close(action, "completed", result)
         return {}
 
     def api_RecordLifecycleActionHeartbeat(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -236,3 +236,77 @@ def test_lifecycle_action_tokens_and_ids_are_reproducible() -> None:
         return [instance, action.token]
 
     assert tokens() == tokens()
+
+
+def _two_hooks(world: World) -> tuple[str, list[dict[str, Any]], Any, Any]:
+    """demo-asg with the drainer's hook and ECS managed draining's, an instance scaled in."""
+    instance, events = _setup(world, heartbeat_timeout=1800)
+    world.add_hook("demo-asg", "ecs-managed-draining-termination-hook", heartbeat_timeout=3600)
+    ours = world.asg.scale_in("demo-asg", instance)
+    (theirs,) = [a for a in world.lifecycle_actions if a is not ours]
+    return instance, events, ours, theirs
+
+
+def _complete(action: Any, result: str = "CONTINUE") -> None:
+    boto3.client("autoscaling").complete_lifecycle_action(
+        LifecycleHookName=action.hook,
+        AutoScalingGroupName="demo-asg",
+        LifecycleActionToken=action.token,
+        LifecycleActionResult=result,
+    )
+
+
+def _state(instance: str) -> str:
+    asg = boto3.client("autoscaling")
+    described = asg.describe_auto_scaling_instances(InstanceIds=[instance])["AutoScalingInstances"]
+    return described[0]["LifecycleState"] if described else "gone"
+
+
+def test_every_terminate_hook_gets_its_own_action_and_event(world: World) -> None:
+    instance, events, ours, theirs = _two_hooks(world)
+    assert (ours.hook, theirs.hook) == ("drain-hook", "ecs-managed-draining-termination-hook")
+    assert ours.token != theirs.token
+    assert theirs.heartbeat_deadline - theirs.started == timedelta(seconds=3600)
+    details = [event["detail"] for event in _lifecycle_events(events)]
+    assert [(d["LifecycleHookName"], d["LifecycleActionToken"]) for d in details] == [
+        ("drain-hook", ours.token),
+        ("ecs-managed-draining-termination-hook", theirs.token),
+    ]
+    assert _state(instance) == "Terminating:Wait"
+
+
+def test_the_instance_stays_until_every_hook_is_complete(world: World) -> None:
+    instance, _, ours, theirs = _two_hooks(world)
+    world.clock.advance(600)
+    _complete(ours)
+    assert (ours.ended_by, theirs.active) == ("completed", True)
+    assert world.terminations == []
+    assert _state(instance) == "Terminating:Wait"
+    world.clock.advance(3600 - 600 - 1)
+    assert world.terminations == []
+    world.clock.advance(1)  # the other hook's heartbeat timeout, default result CONTINUE
+    (termination,) = world.terminations
+    assert (termination.instance_id, termination.cause) == (instance, "heartbeat-timeout")
+    assert (theirs.ended_by, theirs.result) == ("heartbeat-timeout", "CONTINUE")
+    assert _state(instance) == "gone"
+
+
+def test_the_last_hook_completed_lets_the_instance_go(world: World) -> None:
+    instance, _, ours, theirs = _two_hooks(world)
+    _complete(theirs)
+    world.clock.advance(60)
+    assert world.terminations == [] and ours.active
+    _complete(ours)
+    (termination,) = world.terminations
+    assert (termination.instance_id, termination.cause) == (instance, "completed")
+    assert termination.time == world.clock.now()
+
+
+def test_abandon_on_one_hook_ends_the_others(world: World) -> None:
+    # "abandon stops any remaining actions, such as other lifecycle hooks" (Auto Scaling user
+    # guide, lifecycle hooks): the instance goes at once.
+    instance, _, ours, theirs = _two_hooks(world)
+    _complete(theirs, "ABANDON")
+    assert (ours.ended_by, ours.active) == ("abandoned", False)
+    (termination,) = world.terminations
+    assert (termination.instance_id, termination.cause) == (instance, "completed")

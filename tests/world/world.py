@@ -239,6 +239,18 @@ class World:
                 launch_seconds=launch_seconds,
             ).arn
 
+    def add_hook(
+        self,
+        group: str,
+        hook_name: str,
+        heartbeat_timeout: int = 3600,
+        default_result: str = "CONTINUE",
+    ) -> None:
+        """Another terminate hook on the group, that nobody here completes: it ends when the test
+        completes it (CompleteLifecycleAction through the world) or when it times out."""
+        with self.op():
+            self.asg.add_hook(group, hook_name, heartbeat_timeout, default_result)
+
     # ---- happenings ------------------------------------------------------------------------
     def terminate_instance(self, instance_id: str, cause: str) -> Termination | None:
         """The EC2 instance is gone: its container instance leaves the cluster, every task not

@@ -49,7 +49,7 @@ from sandbox.deployment import (
 )
 from sandbox.driver import ClockDriver
 from sandbox.eventbridge import EventBridge
-from sandbox.executions import duration, list_executions, read
+from drains.executions import duration, list_executions, read
 from sandbox.lambda_seam import LambdaSeam
 from sandbox.world_setup import (
     AwsSideOfTestEvents,

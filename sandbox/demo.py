@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
-from sandbox import EVENT_FILES, endpoint
 from drains.executions import DrainView, duration
+from sandbox import EVENT_FILES, endpoint
 from sandbox.view import DrainWatch, summary_lines, summary_table, watch_lines, watch_live
 from stacks import ROOT
 

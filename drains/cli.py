@@ -120,7 +120,8 @@ def find_executions(sfn: Any, machine: str, target: str, since: timedelta | date
     if not INSTANCE_ID.fullmatch(target):
         return [execution_arn(machine, target)]
     executions = list_window(sfn, machine, since).executions
-    named = [e["executionArn"] for e in executions if e["name"].startswith(target)]
+    # Executions named `<instance>-<kind>-<event id>` are found by name alone.
+    named = [e["executionArn"] for e in executions if e["name"].startswith(f"{target}-")]
     if named:
         return named
 

@@ -383,6 +383,13 @@ def test_show_finds_a_drain_by_arn_name_or_instance():
         execution_arn(MACHINE, "i-0bbbbbbbbbbbbbbb2-spot-1a2b")
     ]
     assert named.count("describe_execution") == 0
+    # A shorter id that begins the same is another instance.
+    named.described[execution_arn(MACHINE, "i-0bbbbbbbbbbbbbbb2-spot-1a2b")] = {
+        "input": _event(
+            "EC2 Spot Instance Interruption Warning", {"instance-id": "i-0bbbbbbbbbbbbbbb2"}
+        )
+    }
+    assert find_executions(named, MACHINE, "i-0bbbbbbb", window) == []
 
 
 def _entered(number: int, at: datetime, state: str, kind: str, doc: dict[str, Any]) -> dict:

@@ -23,7 +23,7 @@ CONFIG  ?= drainer.toml
 CDK_OUT ?= cdk.out
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint validate-asl synth deploy test demo sandbox bench diagram clean
+.PHONY: help setup lint validate-asl synth deploy test demo sandbox drains bench diagram clean
 
 help:
 	@echo "Targets:"
@@ -36,6 +36,7 @@ help:
 	@echo "  test          setup, lint, validate-asl, pytest"
 	@echo "  demo          python -m sandbox.demo"
 	@echo "  sandbox       python -m sandbox.server"
+	@echo "  drains        python -m drains \$$ARGS: what happened to the drains (ARGS=\"list --since 24h\")"
 	@echo "  bench         python -m bench"
 	@echo "  diagram       python -m tools.diagram"
 	@echo "  clean         remove .venv node_modules cdk.out .pytest_cache .ruff_cache"
@@ -80,6 +81,10 @@ demo: setup
 
 sandbox: $(VENV_STAMP)
 	$(PY) -m sandbox.server
+
+# What happened to the drains: make drains ARGS="list --since 24h" or ARGS="show i-0abc123".
+drains: $(VENV_STAMP)
+	$(PY) -m drains $(or $(ARGS),list)
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench

@@ -11,7 +11,8 @@ The first four modules also provision the orchestrator for the tests (tests/harn
 - world_setup.py  the demo cluster, and what AWS does around the events a user puts by hand
 - driver.py       moves the virtual clock while there is work, paced for a human or flat out
 - server.py       `make sandbox`: the endpoint, provisioned and seeded
-- executions.py, view.py, demo.py   `make demo`: a client of the server, as a user would be
+- view.py, demo.py   `make demo`: a client of the server, as a user would be (it reads the
+  drains as the `drains` command does: drains/executions.py)
 """
 
 import stacks  # noqa: F401  (puts lambdas/ on sys.path: the handlers import `drainer`)

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from drains.executions import DrainView, duration
 from sandbox import EVENT_FILES, endpoint
-from sandbox.executions import DrainView, duration
 from sandbox.view import DrainWatch, summary_lines, summary_table, watch_lines, watch_live
 from stacks import ROOT
 

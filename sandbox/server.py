@@ -36,6 +36,7 @@ from moto.events.models import EventsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 import tests.world  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
+from drains.executions import duration, list_executions, read
 from sandbox import endpoint, quotas
 from sandbox.deployed_roles import deployed_authorizer
 from sandbox.deployment import (
@@ -49,7 +50,6 @@ from sandbox.deployment import (
 )
 from sandbox.driver import ClockDriver
 from sandbox.eventbridge import EventBridge
-from sandbox.executions import duration, list_executions, read
 from sandbox.lambda_seam import LambdaSeam
 from sandbox.world_setup import (
     ECS_MANAGED_HOOK,

@@ -1,6 +1,6 @@
 """The demo's view of the drains: a live table (or plain lines), then the summary.
 
-Everything shown comes from the Step Functions API of the local endpoint (sandbox.executions),
+Everything shown comes from the Step Functions API of the local endpoint (drains.executions),
 as `aws stepfunctions` would show it in AWS.
 """
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from sandbox.executions import KINDS, DrainView, duration, list_executions, read
+from drains.executions import KINDS, DrainView, duration, list_executions, read
 
 REFRESH_SECONDS = 0.5  # each read of a running drain fetches its history
 STATUS_STYLE = {"RUNNING": "yellow", "SUCCEEDED": "green"}

@@ -1,0 +1,5 @@
+import sys
+
+from drains.cli import main
+
+sys.exit(main())

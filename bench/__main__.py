@@ -240,7 +240,7 @@ def simulation_notes(plan: Plan, deregistration: float) -> list[str]:
         "the ASL parse cached per definition and deep-copied per execution, one boto3 Lambda "
         "client per region for moto's Task states, memoised JSONPath parsing, "
         "linecache.checkcache disabled. (The virtual clock wakes one sleeping execution per "
-        "event, not all of them: tests/world/clock.py.)",
+        "event, not all of them: simulated_aws/clock.py.)",
     ]
 
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.world import World
+from simulated_aws import World
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 

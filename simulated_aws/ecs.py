@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from dateutil.tz import tzutc
 
-from tests.world.clock import Timer
-from tests.world.faults import ApiError, Throttle, not_implemented
+from simulated_aws.clock import Timer
+from simulated_aws.faults import ApiError, Throttle, not_implemented
 
 if TYPE_CHECKING:
-    from tests.world.world import World
+    from simulated_aws.world import World
 
 ACTIVE, DRAINING, INACTIVE = "ACTIVE", "DRAINING", "INACTIVE"
 PENDING, RUNNING, DEACTIVATING, STOPPING, STOPPED = (

@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tests.world import World
+from simulated_aws import World
 
 
 def test_list_clusters_inside_mock_aws_is_answered_by_the_world() -> None:

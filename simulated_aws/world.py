@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.world import routing
-from tests.world.autoscaling import AutoScalingModel, LifecycleAction
-from tests.world.clock import Timer, VirtualClock
-from tests.world.ec2 import Ec2Model
-from tests.world.ecs import EcsModel, Task
-from tests.world.faults import ApiError, Fault
+from simulated_aws import routing
+from simulated_aws.autoscaling import AutoScalingModel, LifecycleAction
+from simulated_aws.clock import Timer, VirtualClock
+from simulated_aws.ec2 import Ec2Model
+from simulated_aws.ecs import EcsModel, Task
+from simulated_aws.faults import ApiError, Fault
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 # Interrupted two minutes after the warning (EC2 user guide, "Spot Instance interruption notices")

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.world import World
+from simulated_aws import World
 
 ROLE = "arn:aws:iam::123456789012:role/states"
 SFN_CONFIG: Any = {

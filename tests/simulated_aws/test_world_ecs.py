@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.world import World
+from simulated_aws import World
 
 
 def _ci_arn(ecs: Any, instance_id: str, cluster: str = "demo") -> str:

@@ -17,7 +17,7 @@ from simulated_aws import routing
 from simulated_aws.autoscaling import AutoScalingModel, LifecycleAction
 from simulated_aws.clock import Timer, VirtualClock
 from simulated_aws.ec2 import Ec2Model
-from simulated_aws.ecs import EcsModel, Task
+from simulated_aws.ecs import EcsApi, EcsModel, Task
 from simulated_aws.faults import ApiError, Fault
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -84,6 +84,12 @@ class World:
         self.ecs = EcsModel(self)
         self.asg = AutoScalingModel(self)
         self.ec2 = Ec2Model(self)
+        # Each routed service's API; ECS keeps its wire format apart from its model.
+        self._apis: dict[str, EcsApi | AutoScalingModel | Ec2Model] = {
+            "ecs": EcsApi(self.ecs),
+            "autoscaling": self.asg,
+            "ec2": self.ec2,
+        }
 
     # ---- plumbing --------------------------------------------------------------------------
     @contextmanager
@@ -413,8 +419,7 @@ class World:
                     if fault.matches(service, operation, params):
                         fault.hits += 1
                         raise ApiError(fault.code, fault.message, fault.status)
-                models = {"ecs": self.ecs, "autoscaling": self.asg, "ec2": self.ec2}
-                body = models[service].dispatch(operation, params)
+                body = self._apis[service].dispatch(operation, params)
             except ApiError as error:
                 self.api_calls.append(ApiCall(service, operation, now, error.code, params))
                 body = {"Error": {"Code": error.code, "Message": error.message}}

@@ -165,7 +165,7 @@ class Sandbox:
             if group not in self._log_streams:
                 self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
                 self._log_streams.add(group)
-            now_ms = int(time.time() * 1000)  # virtual time: the clock is installed
+            now_ms = int(self.world.clock.timestamp() * 1000)
             self._logs.put_log_events(
                 logGroupName=group,
                 logStreamName=stream,

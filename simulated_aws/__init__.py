@@ -4,8 +4,7 @@ moto models neither ECS draining nor lifecycle hooks; this package does, for the
 sandbox (`make demo`) and the benchmark. What lives where:
 
 - world.py          the World: instances, Spot interruptions, events, API routing and faults
-- ecs.py            ECS's model: clusters, container instances, services, tasks, the scheduler
-- ecs_api.py        ECS's API wire format: requests parsed, answers shaped as botocore's
+- ecs/              ECS: its resources, its model (control plane, service scheduler), its API
 - autoscaling.py    Auto Scaling groups, lifecycle hooks and actions, and their API
 - ec2.py            EC2 DescribeTags
 - clock.py          the virtual clock every thread, timer and wait runs on

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from simulated_aws.clock import Timer, VirtualClock
 from simulated_aws.ec2 import Ec2Model
 from simulated_aws.ecs import EcsApi, EcsModel, Task
 from simulated_aws.faults import ApiError, Fault
+from simulated_aws.moto_waits import on_clock as moto_waits_on_clock
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 # Interrupted two minutes after the warning (EC2 user guide, "Spot Instance interruption notices")
@@ -332,9 +333,7 @@ class World:
             )
             # Two minutes after the event's `time`, which carries whole seconds.
             warned_at = self.clock.now().replace(microsecond=0)
-            interrupt = (
-                self.terminate_instance if action == "terminate" else self.stop_instance
-            )
+            interrupt = self.terminate_instance if action == "terminate" else self.stop_instance
             self.call_at(
                 warned_at + timedelta(seconds=SPOT_NOTICE_SECONDS),
                 lambda: interrupt(instance_id, "spot-interruption"),
@@ -440,11 +439,7 @@ class World:
         default) make moto's Step Functions Wait/Retry sleep on it. Use inside mock_aws()."""
         routing.install(self)
         try:
-            with self.clock:
-                if moto_waits:
-                    with self.clock.patch_moto_waits():
-                        yield self
-                else:
-                    yield self
+            with self.clock, moto_waits_on_clock(self.clock) if moto_waits else nullcontext():
+                yield self
         finally:
             routing.uninstall(self)

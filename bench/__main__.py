@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench import baselines, coldstart, prices, report, scenarios, sim
-from bench.report import FIXED, PRODUCT, BenchResult, LatencySummary
+from bench import baselines, coldstart, console, floors, prices, report, scenarios, sim
+from bench.result import FIXED, PRODUCT, BenchResult, LatencySummary, price
 from stacks.config import DrainerConfig, load_config
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             latency = timed(wall, "latency", lambda: run_latency(plan, product, fixed, lengths))
         refresh = pending.result()
         wall[f"refresh of {plan.refresh_instances} (in parallel)"] = time.monotonic() - began
-    report.price(drains, profile)
+    price(drains, profile)
     result = BenchResult(
         mode="small" if args.small else "full",
         configuration=configuration(product),
@@ -125,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         coldstart=cold,
         five_minute_transitions=phases,
     )
-    result.floors = report.judge(result)
+    result.floors = floors.judge(result)
     result.findings = findings(result, product, refusal)
     wall["total"] = time.monotonic() - started
     result.wall_seconds = wall
-    report.print_console(result)
+    console.print_console(result)
     paths = report.write(result, out)
     print("wall time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in wall.items()))
     print("wrote " + ", ".join(str(path) for path in paths.values()))
@@ -240,7 +240,7 @@ def simulation_notes(plan: Plan, deregistration: float) -> list[str]:
         "the ASL parse cached per definition and deep-copied per execution, one boto3 Lambda "
         "client per region for moto's Task states, memoised JSONPath parsing, "
         "linecache.checkcache disabled. (The virtual clock wakes one sleeping execution per "
-        "event, not all of them: tests/world/clock.py.)",
+        "event, not all of them: simulated_aws/clock.py.)",
     ]
 
 

@@ -1,5 +1,5 @@
 """Drains of each kind, a latency sample and a 500-instance refresh, run by the real state machine
-and handlers (tests/harness.py) against the simulated world (tests/world), in virtual time."""
+and handlers (sandbox/harness.py) against the simulated world (simulated_aws/), in virtual time."""
 
 from __future__ import annotations
 

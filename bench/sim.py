@@ -25,8 +25,8 @@ from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from bench import ROOT
-from tests.harness import Harness
-from tests.world import World
+from sandbox.harness import Harness
+from simulated_aws import World
 
 SEED = 20261121  # moto's full-jitter retries draw from `random`: seed it for repeatable runs
 

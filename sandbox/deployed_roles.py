@@ -1,5 +1,5 @@
 """The stack's IAM, as it would apply to what sandbox.deployment provisions: every function
-runs as the role the synthesized stack gives it (tests/world/authorization.py enforces it)."""
+runs as the role the synthesized stack gives it (simulated_aws/iam/authorization.py enforces it)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from sandbox.deployment import (
     log_group,
 )
 from sandbox.endpoint import ACCOUNT, REGION, STATE_MACHINE_NAME
+from simulated_aws.iam.authorization import Authorizer
+from simulated_aws.iam.stack_template import Resolver, synthesized
 from stacks.config import DrainerConfig
-from tests.world.authorization import Authorizer
-from tests.world.stack_template import Resolver, synthesized
 
 
 def deployed_resolver(config: DrainerConfig) -> Resolver:

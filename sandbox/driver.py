@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.world import ClockTimeout, VirtualClock
+from simulated_aws import ClockTimeout, VirtualClock
 
 TICK_SECONDS = 0.05  # wall time between pacing steps
 FLAT_OUT_VIRTUAL_SECONDS = 7 * 86400  # one clock.run may cover this much when unpaced

@@ -2,7 +2,7 @@
 
 moto's events backend accepts `aws.*` sources and oversized requests that AWS refuses, and never
 delivers to Step Functions targets. This module does both as AWS does, once, for the tests
-(tests/harness.py) and for the sandbox server (which routes moto's PutEvents here).
+(sandbox/harness.py) and for the sandbox server (which routes moto's PutEvents here).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from moto.events.exceptions import ValidationException
 from moto.events.models import EventPattern
 
-from tests.world.clock import VirtualClock
+from simulated_aws.clock import VirtualClock
 
 STATE_MACHINE_ARN_PART = ":states:"
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # EventBridge writes whole seconds

@@ -52,11 +52,11 @@ class LambdaSeam:
     """Routes invocations of `functions` (deployed name → Function) to their handlers, whichever
     version is invoked: every version of a function runs this checkout's handler.
 
-    `invocations`, `faults` and `errors` may be objects the caller owns (tests/harness.py
+    `invocations`, `faults` and `errors` may be objects the caller owns (sandbox/harness.py
     exposes them). A fault is an exception the handler raises instead of running, or the name of
     a Lambda service error (e.g. "Lambda.ServiceException"). With `log_sink`, each invocation's
     output goes there instead of stdout (the server turns it into CloudWatch Logs). With
-    `run_as` (tests/world/authorization.py's `Authorizer.acting_as`), each handler's AWS calls
+    `run_as` (simulated_aws/iam/authorization.py's `Authorizer.acting_as`), each handler's AWS calls
     are authorized against its function's role, as IAM would.
     `versions` counts invocations by (Function.name, the version invoked: "$LATEST" or a
     published number).

@@ -11,7 +11,7 @@ How requests flow:
 - moto's interpreter invokes Lambdas with a boto3 client aimed at http://localhost:$MOTO_PORT:
   that request comes back to this server, whose Lambda backend runs the real handler in-process
   (sandbox.lambda_seam). The handler's DynamoDB/SNS calls go to this endpoint (AWS_ENDPOINT_URL),
-  its ECS/Auto Scaling calls never leave the process (tests/world/routing.py).
+  its ECS/Auto Scaling calls never leave the process (simulated_aws/routing.py).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any, TextIO
 from moto.events.models import EventsBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-import tests.world  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
+import simulated_aws  # noqa: F401  (before any boto3 session: routes ECS/Auto Scaling to the world)
 from drains.executions import duration, list_executions, read
 from sandbox import endpoint, quotas
 from sandbox.deployed_roles import deployed_authorizer
@@ -59,9 +59,9 @@ from sandbox.world_setup import (
     events_files,
     sandbox_config,
 )
+from simulated_aws.iam.authorization import installed
 from stacks import ROOT
 from stacks.config import DrainerConfig, load_config
-from tests.world.authorization import installed
 
 DEFAULT_SPEED = 60.0  # virtual seconds per wall second
 WATCH_SECONDS = 0.2  # how often the server looks at executions (log lines, status events)
@@ -168,7 +168,7 @@ class Sandbox:
             if group not in self._log_streams:
                 self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
                 self._log_streams.add(group)
-            now_ms = int(time.time() * 1000)  # virtual time: the clock is installed
+            now_ms = int(self.world.clock.timestamp() * 1000)
             self._logs.put_log_events(
                 logGroupName=group,
                 logStreamName=stream,

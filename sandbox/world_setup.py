@@ -22,10 +22,10 @@ from drainer.clock import parse_iso
 from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
 from drainer.parsers import lifecycle, spot
 from sandbox import EVENT_FILES
+from simulated_aws import Timer, World
+from simulated_aws.world import SPOT_NOTICE_SECONDS
 from stacks import ROOT
 from stacks.config import DrainerConfig, validate
-from tests.world import Timer, World
-from tests.world.world import SPOT_NOTICE_SECONDS
 
 EVENTS_DIR = ROOT / "events"
 EXTRA_INSTANCES = ("i-0aaaaaaaaaaaaaaa4", "i-0aaaaaaaaaaaaaaa5")  # room for moved tasks

@@ -16,10 +16,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sandbox.deployment import REGION, function_name
+from sandbox.harness import Harness
 from stacks.config import DrainerConfig
 from stacks.definition import render, substitutions
 from stacks.functions import FUNCTIONS
-from tests.harness import Harness
 from tests.worlds import GROUP, drain_world
 
 

@@ -16,7 +16,7 @@ import stop_tasks
 
 from drainer import claims
 from drainer.request import DrainRequest
-from tests.harness import Harness
+from sandbox.harness import Harness
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"

@@ -1,6 +1,6 @@
 """IAM as AWS would evaluate it, on the synthesized stack: each Lambda runs as its role in every
-drain of the simulated world (tests/world/authorization.py), and the alarms' publish is allowed
-by the topic's and key's resource policies."""
+drain of the simulated world (simulated_aws/iam/authorization.py), and the alarms' publish is
+allowed by the topic's and key's resource policies."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from typing import Any
 
 from sandbox.deployed_roles import deployed_authorizer
 from sandbox.endpoint import ACCOUNT, REGION
-from stacks.config import DrainerConfig
-from tests.harness import Harness
-from tests.world.authorization import Authorizer, Role
-from tests.world.iam import Decision, Principal, Request, evaluate
-from tests.world.stack_template import (
+from sandbox.harness import Harness
+from simulated_aws.iam.authorization import Authorizer, Role
+from simulated_aws.iam.evaluation import Decision, Principal, Request, evaluate
+from simulated_aws.iam.stack_template import (
     Resolver,
     key_policies,
     synthesized,
     topic_keys,
     topic_policies,
 )
+from stacks.config import DrainerConfig
 from tests.worlds import GROUP, drain_world
 
 OTHER_ACCOUNT = "210987654321"

@@ -1,6 +1,6 @@
 """Every log line names its drain: `instanceId` and `executionArn` (README, "Read an execution").
 
-Real drains through the real state machine and handlers (tests/harness.py), their output
+Real drains through the real state machine and handlers (sandbox/harness.py), their output
 captured: the lines of the shared modules (ECS calls, heartbeats, CompleteLifecycleAction, the
 metrics line) must carry both keys too, not only the handlers' own lines.
 """
@@ -15,7 +15,7 @@ import complete_action
 import rescue_execution
 
 from drainer import log
-from tests.harness import Harness
+from sandbox.harness import Harness
 from tests.test_rescue import status_change
 from tests.worlds import CLUSTER, GROUP, world_for
 

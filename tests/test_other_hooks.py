@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import boto3
 
+from sandbox.harness import Harness
 from sandbox.world_setup import ECS_MANAGED_HOOK, demo_world, describe
-from tests.harness import Harness
 from tests.worlds import CLUSTER, GROUP, drain_world
 
 ECS_MANAGED_HEARTBEAT_SECONDS = 3600

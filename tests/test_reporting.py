@@ -1,7 +1,7 @@
 """A dry run must not count as a real drain: metrics, SNS and the outcome text say it was one.
 
 A trial week in dry run would otherwise show 100 % `drained` in the very metrics a real drain
-counts in. Real drains through the real state machine (tests/harness.py), output captured.
+counts in. Real drains through the real state machine (sandbox/harness.py), output captured.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from drainer.clock import utcnow
 from drainer.parsers import parse_or_salvage
 from drainer.reporting import report
 from drainer.settings import settings
-from tests.harness import REGION, Harness
+from sandbox.harness import REGION, Harness
 from tests.test_logging import log_lines
 from tests.worlds import GROUP, drain_world, with_settings
 

@@ -11,10 +11,10 @@ import pytest
 import rescue_execution
 
 from drainer import aws
+from sandbox.harness import Harness
+from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.definition import RESCUE_FUNCTION
-from tests.harness import Harness
-from tests.world import World
 from tests.worlds import CLUSTER, GROUP, world_for
 
 

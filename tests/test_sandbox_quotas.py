@@ -1,6 +1,6 @@
 """The offline world refuses what AWS refuses: oversized PutEvents entries and execution input.
 
-Through the harness (tests/harness.py), which is the sandbox's EventBridge and moto's Step
+Through the harness (sandbox/harness.py), which is the sandbox's EventBridge and moto's Step
 Functions, as `make sandbox` runs them.
 """
 
@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 from moto.events.exceptions import ValidationException
 
 from sandbox.eventbridge import MAX_ENTRIES_BYTES, entry_size
+from sandbox.harness import Harness
 from sandbox.quotas import MAX_EXECUTION_INPUT_BYTES
-from tests.harness import Harness
 from tests.worlds import with_settings, world_for
 
 SOURCE = "ecs-drainer.test"

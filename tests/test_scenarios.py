@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from drainer.schedule import HISTORY_EVENT_QUOTA, ceiling_seconds, drain_cost
-from tests.harness import Harness, ScenarioRecord
-from tests.world import World
+from sandbox.harness import Harness, ScenarioRecord
+from simulated_aws import World
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 RECORDS: dict[str, ScenarioRecord] = {}

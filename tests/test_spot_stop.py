@@ -20,14 +20,14 @@ from moto.events.models import EventPattern
 
 from drainer import aws, parking
 from drainer.clock import parse_iso
+from sandbox.harness import CLAIMS_TABLE, Harness
+from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.definition import REACTIVATE_FUNCTION
 from stacks.event_patterns import instance_return_pattern
 from tests.conftest import install_settings
-from tests.harness import CLAIMS_TABLE, Harness
 from tests.reliability.test_template import CLUSTERS, as_list, render, role_names
 from tests.reliability.test_template import synthesized as synthesized
-from tests.world import World
 from tests.worlds import CLUSTER, GROUP, drain_world, world_for
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from sandbox.harness import Harness
+from simulated_aws import World
 from stacks.config import DrainerConfig
-from tests.harness import Harness
-from tests.world import World
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 

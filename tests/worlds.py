@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulated_aws import World
 from stacks.config import DrainerConfig, validate
-from tests.world import World
 
 CLUSTER, GROUP = "demo", "demo-asg"
 

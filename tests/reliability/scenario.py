@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from drainer.outcome import OUTCOMES
-from tests.harness import Harness, ScenarioRecord
+from sandbox.harness import Harness, ScenarioRecord
+from simulated_aws import World
 from tests.reliability import tally
-from tests.world import World
 
 # Bounds no drain of these scenarios comes near: a drain that retried forever would hit them.
 MAX_VIRTUAL_SECONDS = 6 * 3600

@@ -7,11 +7,11 @@ import copy
 from typing import Any
 
 from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
+from sandbox.harness import Harness
+from simulated_aws import World
 from stacks.config import DrainerConfig
-from tests.harness import Harness
 from tests.reliability import tally
 from tests.reliability.scenario import assert_clean, finish, later
-from tests.world import World
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 NEW_ID = "0d7c2b1e-6f0a-4c55-9a43-3f1f3f9f0b6e"

@@ -18,12 +18,12 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, 
 from moto.events.models import EventPattern
 
 from drainer import aws
+from sandbox.harness import Harness
+from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.event_patterns import execution_failure_pattern
-from tests.harness import Harness
 from tests.reliability import tally
 from tests.reliability.scenario import assert_clean, error_type, finish, later
-from tests.world import World
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 

@@ -3,7 +3,7 @@
 Each event goes through the real rules' patterns (moto's EventPattern over
 stacks.event_patterns), the real parsers, the real Resolve / CompleteAction handlers and the
 rescue function, against the simulated world; a bounded number of batches also runs through the
-real state machine (tests.harness). Every event must end in a clear, logged error or a clean
+real state machine (sandbox.harness). Every event must end in a clear, logged error or a clean
 "not ours" / "invalid-event" outcome; no action it names may be left open; nothing outside the
 configured clusters, groups and hook is ever drained or completed; every execution ends.
 """
@@ -34,10 +34,11 @@ from drainer.parsers.fields import INSTANCE_ID, MAX_TEXT, TOKEN
 from drainer.request import EventError
 from drainer.settings import settings as drainer_settings
 from sandbox.deployment import create_claims_table
+from sandbox.harness import Harness
+from simulated_aws import LifecycleAction, World
 from stacks.config import DrainerConfig, load_config, validate
 from stacks.event_patterns import event_patterns
 from tests.conftest import ROOT, install_settings
-from tests.harness import Harness
 from tests.reliability import tally
 from tests.reliability.hostile import (
     MACHINE_CASES,
@@ -48,7 +49,6 @@ from tests.reliability.hostile import (
     named_cases,
     recipes,
 )
-from tests.world import LifecycleAction, World
 
 # The shipped configuration with the test source on: the case where anyone can put events.
 CONFIG: DrainerConfig = validate(

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.world import World
-from tests.world.authorization import Authorizer, Role, installed
-from tests.world.iam import Decision, Principal, Request, UnsupportedPolicy, evaluate
-from tests.world.iam_calls import UnmappedCall, touches
+from simulated_aws import World
+from simulated_aws.iam.authorization import Authorizer, Role, installed
+from simulated_aws.iam.calls import UnmappedCall, touches
+from simulated_aws.iam.evaluation import Decision, Principal, Request, UnsupportedPolicy, evaluate
 
 ACCOUNT = "123456789012"
 TASKS = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/demo/*"

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.world import World
+from simulated_aws import World
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 
@@ -133,9 +133,8 @@ def test_global_timeout_is_100_heartbeats_when_shorter(world: World) -> None:
     action = world.asg.scale_in("demo-asg", instance)
     assert action is not None
     assert action.global_deadline - action.started == timedelta(seconds=30000)
-    asg = boto3.client("autoscaling")
-    hook = asg.describe_lifecycle_hooks(AutoScalingGroupName="demo-asg")["LifecycleHooks"][0]
-    assert (hook["HeartbeatTimeout"], hook["GlobalTimeout"]) == (300, 30000)
+    hook = world.asg.groups["demo-asg"].hooks["drain-hook"]
+    assert (hook.heartbeat_timeout, hook.global_timeout) == (300, 30000)
 
 
 def test_complete_twice_second_answers_no_active_action(world: World) -> None:
@@ -202,10 +201,8 @@ def test_terminate_instance_in_group_starts_the_hook_and_replaces(world: World) 
     (event,) = _lifecycle_events(events)
     assert event["detail"]["EC2InstanceId"] == instance
     assert len(ecs.list_container_instances(cluster="demo")["containerInstanceArns"]) == 3
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-asg"])[
-        "AutoScalingGroups"
-    ][0]
-    assert group["DesiredCapacity"] == 2 and len(group["Instances"]) == 3
+    group = world.asg.groups["demo-asg"]
+    assert group.desired == 2 and len(group.instances) == 3
     with pytest.raises(ClientError, match="ValidationError"):
         asg.terminate_instance_in_auto_scaling_group(
             InstanceId=instance, ShouldDecrementDesiredCapacity=False
@@ -218,10 +215,7 @@ def test_terminate_instance_in_group_starts_the_hook_and_replaces(world: World) 
     asg.terminate_instance_in_auto_scaling_group(
         InstanceId=other, ShouldDecrementDesiredCapacity=True
     )
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-asg"])[
-        "AutoScalingGroups"
-    ][0]
-    assert group["DesiredCapacity"] == 1
+    assert group.desired == 1
     assert len(world.lifecycle_actions) == 2
 
 

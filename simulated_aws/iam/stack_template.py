@@ -190,7 +190,7 @@ class Resolver:
 def _physical(resource_type: str) -> tuple[str | None, str, dict[str, str]]:
     if resource_type not in _PHYSICAL:
         raise KeyError(
-            f"{resource_type}: no physical names known here (tests/world/stack_template.py)"
+            f"{resource_type}: no physical names known here (simulated_aws/iam/stack_template.py)"
         )
     return _PHYSICAL[resource_type]
 

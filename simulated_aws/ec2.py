@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tests.world.faults import ApiError, not_implemented
+from simulated_aws.faults import ApiError, not_implemented
 
 if TYPE_CHECKING:
-    from tests.world.world import World
+    from simulated_aws.world import World
 
 # Filter name -> the TagDescription field it matches.
 FILTERS = {

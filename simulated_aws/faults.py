@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.world.clock import VirtualClock
+from simulated_aws.clock import VirtualClock
 
 
 class ApiError(Exception):
@@ -23,7 +23,7 @@ def not_implemented(service: str, operation: str, detail: str = "") -> ApiError:
     # A loud, unmistakable code so gaps in the world never pass for AWS behaviour.
     what = f"{service}:{operation}" + (f" ({detail})" if detail else "")
     return ApiError(
-        "WorldNotImplemented", f"tests.world does not implement {what}; add it there", 501
+        "WorldNotImplemented", f"simulated_aws does not implement {what}; add it there", 501
     )
 
 

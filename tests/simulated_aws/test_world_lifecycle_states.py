@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import boto3
 
-from tests.world import World
+from simulated_aws import World
 
 
 def _state(instance_id: str) -> str | None:

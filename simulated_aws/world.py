@@ -8,17 +8,18 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.world import routing
-from tests.world.autoscaling import AutoScalingModel, LifecycleAction
-from tests.world.clock import Timer, VirtualClock
-from tests.world.ec2 import Ec2Model
-from tests.world.ecs import EcsModel, Task
-from tests.world.faults import ApiError, Fault
+from simulated_aws import routing
+from simulated_aws.autoscaling import AutoScalingModel, LifecycleAction
+from simulated_aws.clock import Timer, VirtualClock
+from simulated_aws.ec2 import Ec2Model
+from simulated_aws.ecs import EcsApi, EcsModel, Task
+from simulated_aws.faults import ApiError, Fault
+from simulated_aws.moto_waits import on_clock as moto_waits_on_clock
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 # Interrupted two minutes after the warning (EC2 user guide, "Spot Instance interruption notices")
@@ -84,6 +85,12 @@ class World:
         self.ecs = EcsModel(self)
         self.asg = AutoScalingModel(self)
         self.ec2 = Ec2Model(self)
+        # Each routed service's API; ECS keeps its wire format apart from its model.
+        self._apis: dict[str, EcsApi | AutoScalingModel | Ec2Model] = {
+            "ecs": EcsApi(self.ecs),
+            "autoscaling": self.asg,
+            "ec2": self.ec2,
+        }
 
     # ---- plumbing --------------------------------------------------------------------------
     @contextmanager
@@ -338,9 +345,7 @@ class World:
             )
             # Two minutes after the event's `time`, which carries whole seconds.
             warned_at = self.clock.now().replace(microsecond=0)
-            interrupt = (
-                self.terminate_instance if action == "terminate" else self.stop_instance
-            )
+            interrupt = self.terminate_instance if action == "terminate" else self.stop_instance
             self.call_at(
                 warned_at + timedelta(seconds=SPOT_NOTICE_SECONDS),
                 lambda: interrupt(instance_id, "spot-interruption"),
@@ -425,8 +430,7 @@ class World:
                     if fault.matches(service, operation, params):
                         fault.hits += 1
                         raise ApiError(fault.code, fault.message, fault.status)
-                models = {"ecs": self.ecs, "autoscaling": self.asg, "ec2": self.ec2}
-                body = models[service].dispatch(operation, params)
+                body = self._apis[service].dispatch(operation, params)
             except ApiError as error:
                 self.api_calls.append(ApiCall(service, operation, now, error.code, params))
                 body = {"Error": {"Code": error.code, "Message": error.message}}
@@ -447,11 +451,7 @@ class World:
         default) make moto's Step Functions Wait/Retry sleep on it. Use inside mock_aws()."""
         routing.install(self)
         try:
-            with self.clock:
-                if moto_waits:
-                    with self.clock.patch_moto_waits():
-                        yield self
-                else:
-                    yield self
+            with self.clock, moto_waits_on_clock(self.clock) if moto_waits else nullcontext():
+                yield self
         finally:
             routing.uninstall(self)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.world import World
+from simulated_aws import World
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 

@@ -5,9 +5,10 @@ substitutions, the stack's event patterns, the Lambda code and the settings the 
 the same code that provisions the local sandbox (`make demo`). moto runs the state machine (its
 ASL interpreter) and DynamoDB/SNS; the world answers ECS and Auto Scaling; each Lambda invocation
 reaches the real handler in-process through moto's Lambda seam (sandbox.lambda_seam), running as
-its function's role from the synthesized stack (tests/world/authorization.py: a call the role does
-not allow fails as AccessDenied would, and fails the test); EventBridge delivery is
-sandbox.eventbridge's.
+its function's role from the synthesized stack (simulated_aws/iam/authorization.py: a call the
+role does not allow fails as AccessDenied would, and fails the test); EventBridge delivery is
+sandbox.eventbridge's. The tests and the benchmark drive it; it lives here, beside the sandbox
+it shares its provisioning with, so that neither imports from tests/.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ from sandbox.deployment import (
 )
 from sandbox.eventbridge import Delivery, EventBridge
 from sandbox.lambda_seam import LambdaSeam
+from simulated_aws.iam import authorization
+from simulated_aws.iam.authorization import Authorizer
 from stacks.config import DrainerConfig
-from tests.world import authorization
-from tests.world.authorization import Authorizer
 
 __all__ = ["ACCOUNT", "CLAIMS_TABLE", "REGION", "Delivery", "Harness", "ScenarioRecord"]
 

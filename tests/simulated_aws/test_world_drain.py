@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from tests.world import Termination, World
+from simulated_aws import Termination, World
 
 
 def _drainer(world: World, event: dict[str, Any], wait_for_stopped: bool) -> None:

@@ -2,11 +2,11 @@
 
 moto enforces no IAM, so without this no test could see a call AWS would deny. While a handler
 runs as its function (`Authorizer.acting_as`, used by the Lambda seam), every botocore call it
-makes is mapped to its IAM authorizations (tests/world/iam_calls.py, per the Service
-Authorization Reference) and evaluated (tests/world/iam.py) against the function's role policies
-from the stack's synthesized template, together with the resource policy of the topic or key it
-touches. A denied call raises ClientError with the code that service answers, as AWS would, and
-is recorded in `denials`: a handler that catches the error still cannot hide it from the test.
+makes is mapped to its IAM authorizations (calls.py, per the Service Authorization Reference)
+and evaluated (evaluation.py) against the function's role policies from the stack's synthesized
+template, together with the resource policy of the topic or key it touches. A denied call
+raises ClientError with the code that service answers, as AWS would, and is recorded in
+`denials`: a handler that catches the error still cannot hide it from the test.
 
 Publishing to an SSE-KMS topic also needs kms:GenerateDataKey and kms:Decrypt on its key
 (SNS developer guide, "Data encryption" / key management:
@@ -15,7 +15,7 @@ policy only when the key policy lets the account delegate to IAM
 (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html).
 
 The hook is appended to botocore.handlers.BUILTIN_HANDLERS when this module is imported, like
-tests/world/routing.py: import it before any boto3 Session is created.
+simulated_aws/routing.py: import it before any boto3 Session is created.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from botocore.exceptions import ClientError
 from botocore.handlers import BUILTIN_HANDLERS
 from botocore.model import OperationModel
 
-from tests.world import routing
-from tests.world.iam import Decision, Principal, Request, evaluate
-from tests.world.iam_calls import IAM_PREFIX, Touch, UnmappedCall, touches
-from tests.world.stack_template import (
+from simulated_aws import routing
+from simulated_aws.iam.calls import IAM_PREFIX, Touch, UnmappedCall, touches
+from simulated_aws.iam.evaluation import Decision, Principal, Request, evaluate
+from simulated_aws.iam.stack_template import (
     Resolver,
     function_roles,
     key_policies,
@@ -232,7 +232,7 @@ def _authorize(params: dict[str, Any], model: OperationModel, **_: Any) -> None:
     service = model.service_model.service_name
     if service not in IAM_PREFIX:
         authorizer._record(f"{role.arn}: {service}:{model.name} is not mapped")
-        raise UnmappedCall(f"{service}:{model.name}: no IAM mapping in tests/world/iam_calls.py")
+        raise UnmappedCall(f"{service}:{model.name}: no IAM mapping in simulated_aws/iam/calls.py")
     authorizer.check(role, service, model.name, params)
 
 

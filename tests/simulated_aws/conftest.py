@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from tests.world import World
+from simulated_aws import World
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.world import ClockTimeout, VirtualClock
+from simulated_aws import ClockTimeout, VirtualClock
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from botocore.model import OperationModel
 
 # botocore service ids (hyphenized) -> the service name the world uses.
 ROUTED_SERVICES = {"ecs": "ecs", "auto-scaling": "autoscaling", "ec2": "ec2"}
-_PARAMS_KEY = "tests.world.api_params"
+_PARAMS_KEY = "simulated_aws.api_params"
 
 
 class Router(Protocol):

@@ -7,23 +7,26 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from tests.world import World
+from simulated_aws import World
 
 
-def test_list_clusters_inside_mock_aws_is_answered_by_the_world() -> None:
+def test_calls_inside_mock_aws_are_answered_by_the_world() -> None:
     world = World()
     world.add_cluster("demo")
+    world.add_instance(cluster="demo")
     with mock_aws():
         ecs = boto3.client("ecs", region_name="us-east-1")
         with world.install():
-            arns = ecs.list_clusters()["clusterArns"]
+            arns = ecs.list_container_instances(cluster="demo")["containerInstanceArns"]
             # A client from another session, created after install, is routed too.
             other = boto3.session.Session().client("ecs", region_name="us-east-1")
-            assert other.list_clusters()["clusterArns"] == arns
-        assert arns == ["arn:aws:ecs:us-east-1:123456789012:cluster/demo"]
-        # Uninstalled: the same client falls through to moto, which has no clusters.
-        assert ecs.list_clusters()["clusterArns"] == []
-    assert world.api_call_counts() == {"ecs:ListClusters": 2}
+            assert other.list_container_instances(cluster="demo")["containerInstanceArns"] == arns
+        assert [arn.rsplit("/", 2)[0] for arn in arns] == [
+            "arn:aws:ecs:us-east-1:123456789012:container-instance"
+        ]
+        # Uninstalled: the same client falls through to moto, which has no container instances.
+        assert ecs.list_container_instances(cluster="demo")["containerInstanceArns"] == []
+    assert world.api_call_counts() == {"ecs:ListContainerInstances": 2}
 
 
 def test_other_services_stay_on_moto(world: World) -> None:
@@ -64,15 +67,16 @@ def test_api_calls_are_recorded_with_virtual_time_and_outcome(world: World) -> N
 
 def test_injected_faults_fail_the_next_calls_then_stop(world: World) -> None:
     world.add_cluster("demo")
+    world.add_instance(cluster="demo")
     ecs = boto3.client("ecs")
-    fault = world.inject_faults("ecs", "ListClusters", "ServerException", count=2)
+    fault = world.inject_faults("ecs", "ListContainerInstances", "ServerException", count=2)
     for _ in range(2):
         with pytest.raises(ClientError) as caught:
-            ecs.list_clusters()
+            ecs.list_container_instances(cluster="demo")
         assert caught.value.response["Error"]["Code"] == "ServerException"
         # No botocore retry: the world answered before the HTTP layer.
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
-    assert ecs.list_clusters()["clusterArns"]
+    assert ecs.list_container_instances(cluster="demo")["containerInstanceArns"]
     assert fault.hits == 2 and fault.exhausted
 
     asg = boto3.client("autoscaling")
@@ -94,22 +98,22 @@ def test_ecs_throttling_token_bucket_refills_on_the_virtual_clock(world: World) 
     world.ecs.set_throttle(rate_per_s=1, burst=3)
     ecs = boto3.client("ecs")
     for _ in range(3):
-        ecs.list_clusters()
+        ecs.list_container_instances(cluster="demo")
     with pytest.raises(ClientError) as caught:
-        ecs.list_clusters()
+        ecs.list_container_instances(cluster="demo")
     assert caught.value.response["Error"] == {
         "Code": "ThrottlingException",
         "Message": "Rate exceeded",
     }
-    ecs.describe_clusters(clusters=["demo"])  # its own bucket: per operation
+    ecs.list_tasks(cluster="demo")  # its own bucket: per operation
     world.clock.advance(2)
-    ecs.list_clusters()
-    ecs.list_clusters()
+    ecs.list_container_instances(cluster="demo")
+    ecs.list_container_instances(cluster="demo")
     with pytest.raises(ClientError, match="ThrottlingException"):
-        ecs.list_clusters()
+        ecs.list_container_instances(cluster="demo")
     world.ecs.set_throttle(None)
-    ecs.list_clusters()
-    outcomes = [c.outcome for c in world.api_calls if c.operation == "ListClusters"]
+    ecs.list_container_instances(cluster="demo")
+    outcomes = [c.outcome for c in world.api_calls if c.operation == "ListContainerInstances"]
     assert outcomes.count("ThrottlingException") == 2
 
 
@@ -118,8 +122,11 @@ def test_autoscaling_throttling_shares_one_bucket(world: World) -> None:
     world.asg.set_throttle(rate_per_s=0.5, burst=1)
     asg = boto3.client("autoscaling")
     asg.describe_auto_scaling_instances()
+    heartbeat = {"AutoScalingGroupName": "g", "LifecycleHookName": "h", "InstanceId": "i-1"}
     with pytest.raises(ClientError) as caught:
-        asg.describe_lifecycle_hooks(AutoScalingGroupName="g")
+        asg.record_lifecycle_action_heartbeat(**heartbeat)
     assert caught.value.response["Error"]["Code"] == "Throttling"
     world.clock.advance(2)
-    asg.describe_lifecycle_hooks(AutoScalingGroupName="g")
+    with pytest.raises(ClientError) as caught:  # past the bucket: no such action
+        asg.record_lifecycle_action_heartbeat(**heartbeat)
+    assert caught.value.response["Error"]["Code"] == "ValidationError"

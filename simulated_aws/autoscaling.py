@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from dateutil.tz import tzutc
 
-from tests.world.clock import Timer
-from tests.world.faults import ApiError, Throttle, not_implemented
+from simulated_aws.clock import Timer
+from simulated_aws.faults import ApiError, Throttle, not_implemented
 
 if TYPE_CHECKING:
-    from tests.world.world import World
+    from simulated_aws.world import World
 
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
@@ -543,57 +543,3 @@ class AutoScalingModel:
         if not decrement:
             self._replace(group, instance_id)
         return activity
-
-    def api_DescribeAutoScalingGroups(self, params: dict[str, Any]) -> dict[str, Any]:
-        names = params.get("AutoScalingGroupNames")
-        groups = [g for g in self.groups.values() if not names or g.name in names]
-        return {
-            "AutoScalingGroups": [
-                {
-                    "AutoScalingGroupName": g.name,
-                    "AutoScalingGroupARN": g.arn,
-                    "MinSize": 0,
-                    "MaxSize": 100,
-                    "DesiredCapacity": g.desired,
-                    "DefaultCooldown": 300,
-                    "AvailabilityZones": [f"{self.world.region}a"],
-                    "HealthCheckType": "EC2",
-                    "HealthCheckGracePeriod": 300,
-                    "CreatedTime": _ts(g.created_at),
-                    "Instances": [
-                        {
-                            "InstanceId": i.instance_id,
-                            "InstanceType": "m5.large",
-                            "AvailabilityZone": f"{self.world.region}a",
-                            "LifecycleState": i.lifecycle_state,
-                            "HealthStatus": "Healthy",
-                            "ProtectedFromScaleIn": False,
-                        }
-                        for i in sorted(g.instances.values(), key=lambda i: i.seq)
-                    ],
-                    "TerminationPolicies": ["Default"],
-                    "NewInstancesProtectedFromScaleIn": False,
-                    "CapacityRebalance": g.capacity_rebalance,
-                }
-                for g in groups
-            ]
-        }
-
-    def api_DescribeLifecycleHooks(self, params: dict[str, Any]) -> dict[str, Any]:
-        group = self._api_group(params.get("AutoScalingGroupName", ""))
-        names = params.get("LifecycleHookNames")
-        hooks = [h for h in group.hooks.values() if not names or h.name in names]
-        out = []
-        for h in hooks:
-            item: dict[str, Any] = {
-                "LifecycleHookName": h.name,
-                "AutoScalingGroupName": group.name,
-                "LifecycleTransition": h.transition,
-                "HeartbeatTimeout": h.heartbeat_timeout,
-                "GlobalTimeout": h.global_timeout,
-                "DefaultResult": h.default_result,
-            }
-            if h.notification_metadata is not None:
-                item["NotificationMetadata"] = h.notification_metadata
-            out.append(item)
-        return {"LifecycleHooks": out}

@@ -3,7 +3,8 @@
 Virtual time only moves when the driver (`run`, `run_for` or `advance`) moves it. Through
 time-machine, `time.time()`, `datetime.now()` and `datetime.utcnow()` read virtual time in
 every thread; monotonic clocks and lock timeouts keep running in real time, which the driver
-uses for its wall-clock limit.
+uses for its wall-clock limit. Whatever blocks for a while takes the clock and calls `sleep`
+(moto's Wait states, which take none, are put on it by moto_waits.py).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import heapq
 import itertools
 import threading
 import time
-import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,34 +117,6 @@ class VirtualClock:
 
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
-
-    @contextmanager
-    def patch_moto_waits(self) -> Iterator[None]:
-        """Make moto's Step Functions Wait states and Retry back-offs pass on this clock."""
-        # Names checked in moto 5.2.5: WaitFunction._wait_interval waits on a threading.Event
-        # in real time; RetrierDecl._eval_body calls `time.sleep(interval_seconds)`.
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
-            wait_function,
-        )
-
-        clock = self
-
-        def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-            if wait_seconds > 0:
-                clock.sleep(wait_seconds)
-
-        original_wait = wait_function.WaitFunction._wait_interval
-        original_time = retrier_decl.time
-        shim = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if k[0] != "_"})
-        shim.sleep = clock.sleep  # only the retrier module sees this `time`
-        wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
-        retrier_decl.time = shim  # type: ignore[assignment]
-        try:
-            yield
-        finally:
-            wait_function.WaitFunction._wait_interval = original_wait  # type: ignore[method-assign]
-            retrier_decl.time = original_time
 
     # ---- timers and sleep ------------------------------------------------------------------
     def call_at(self, when: datetime, fn: Callable[[], object], label: str = "") -> Timer:

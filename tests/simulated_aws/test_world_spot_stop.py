@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.world import World
+from simulated_aws import World
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "aws-sample-events"
 

@@ -1,4 +1,5 @@
-"""moto's Step Functions interpreter runs Wait states and Retry back-offs on the virtual clock."""
+"""moto's Step Functions interpreter runs Wait states and Retry back-offs on the virtual clock
+(simulated_aws/moto_waits.py), and says so loudly the day moto moves what that patches."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.world import World
+from simulated_aws import World, moto_waits
 
 ROLE = "arn:aws:iam::123456789012:role/states"
 SFN_CONFIG: Any = {
@@ -89,3 +90,38 @@ def test_retry_backoff_passes_on_the_virtual_clock(sfn_world: World) -> None:
     assert result["status"] == "FAILED"
     assert sfn_world.clock.now() - start == timedelta(hours=3)  # 1 h + 2 h of back-off
     assert wall < 3
+
+
+def test_moto_still_waits_where_the_patch_expects() -> None:
+    # Fails after a moto upgrade that moved its Wait/Retry sleeps: update moto_waits.py.
+    moto_waits.check_seams()
+
+
+def test_a_moved_seam_fails_loudly_naming_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    monkeypatch.setattr(retrier_decl, "time", object())
+    with pytest.raises(moto_waits.MotoSeamsMoved, match=r"update simulated_aws/moto_waits\.py"):
+        moto_waits.check_seams()
+    with pytest.raises(moto_waits.MotoSeamsMoved), World().install():
+        pass  # never reached: installing a world checks first
+
+
+def test_moto_waits_follow_one_world_at_a_time(sfn_world: World) -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    assert retrier_decl.time is not time  # patched while the world is installed
+    with (
+        pytest.raises(RuntimeError, match="already on a virtual clock"),
+        moto_waits.on_clock(sfn_world.clock),
+    ):
+        pass
+
+
+def test_moto_waits_are_real_again_after_the_world() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    with mock_aws(config=SFN_CONFIG), World().install():
+        pass
+    assert retrier_decl.time is time
+    moto_waits.check_seams()

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from policy_sentry.querying.actions import get_action_data
 
-from tests.world.iam import ContextValue
+from simulated_aws.iam.evaluation import ContextValue
 
 
 class UnmappedCall(AssertionError):
@@ -271,7 +271,7 @@ def touches(place: Place, service: str, operation: str, params: Mapping[str, Any
     mapping = CALLS.get((service, operation))
     if mapping is None:
         raise UnmappedCall(
-            f"{service}:{operation} has no IAM mapping in tests/world/iam_calls.py: add its "
+            f"{service}:{operation} has no IAM mapping in simulated_aws/iam/calls.py: add its "
             "action, resources and condition keys (Service Authorization Reference)"
         )
     return mapping(place, params)

@@ -1,0 +1,75 @@
+"""What a benchmark run measured: its drains, latencies, refresh and cold start, and its floors."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import prices
+from bench.coldstart import ColdStart
+from bench.scenarios import DrainMeasure, LatencySample, RefreshResult
+
+PRODUCT = "ecs-drainer (this project)"
+FIXED = "fixed 30-s poll (same state machine)"
+
+
+@dataclass
+class LatencySummary:
+    drainer: str
+    samples: list[LatencySample]
+
+    @property
+    def measured(self) -> list[float]:
+        return sorted(s.latency_seconds for s in self.samples if s.latency_seconds is not None)
+
+    @property
+    def cut(self) -> int:
+        return sum(1 for s in self.samples if s.latency_seconds is None)
+
+    def percentile(self, q: int) -> float | None:
+        values = self.measured
+        if not values:
+            return None
+        if len(values) == 1:
+            return values[0]
+        return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+    def endings(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sample in self.samples:
+            counts[sample.ended_by or "?"] = counts.get(sample.ended_by or "?", 0) + 1
+        return counts
+
+
+@dataclass
+class Floor:
+    name: str
+    measured: str
+    verdict: str  # PASS | FAIL | n/a
+    why: str = ""
+
+
+@dataclass
+class BenchResult:
+    mode: str
+    configuration: dict[str, Any]
+    assumptions: list[str]
+    simulation: list[str]
+    drains: list[DrainMeasure]
+    latency: list[LatencySummary]
+    refresh: RefreshResult
+    coldstart: ColdStart
+    five_minute_transitions: list[int] = field(default_factory=list)  # one per instance
+    findings: list[str] = field(default_factory=list)
+    floors: list[Floor] = field(default_factory=list)
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def price(drains: list[DrainMeasure], profile: prices.LambdaProfile) -> None:
+    """Fill cost_usd for drains run by a Step Functions drainer (the sample prices itself)."""
+    for drain in drains:
+        if drain.cost_usd is None and drain.transitions is not None:
+            drain.cost_usd = prices.drainer_cost(
+                drain.transitions, drain.lambda_invocations, profile
+            )

@@ -17,7 +17,7 @@ NODE_STAMP := node_modules/.installed
 ASL_FILES  := $(sort $(wildcard statemachine/*.asl.json))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint validate-asl synth deploy test demo sandbox bench diagram clean
+.PHONY: help setup lint validate-asl synth deploy test demo sandbox bench statemachine diagram clean
 
 help:
 	@echo "Targets:"
@@ -30,6 +30,7 @@ help:
 	@echo "  demo          python -m sandbox.demo"
 	@echo "  sandbox       python -m sandbox.server"
 	@echo "  bench         python -m bench"
+	@echo "  statemachine  python -m statemachine.build (writes statemachine/drainer.asl.json)"
 	@echo "  diagram       python -m tools.diagram"
 	@echo "  clean         remove .venv node_modules cdk.out .pytest_cache .ruff_cache"
 
@@ -76,6 +77,9 @@ sandbox: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench
+
+statemachine: $(VENV_STAMP)
+	$(PY) -m statemachine.build
 
 diagram: $(VENV_STAMP)
 	$(PY) -m tools.diagram

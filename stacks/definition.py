@@ -1,7 +1,7 @@
 """The state machine definition file and what the stack substitutes into it.
 
-The ASL file in statemachine/ is the one definition: the stack, the tests and the sandbox load
-it and fill the same `${…}` placeholders; nothing rebuilds it in code.
+The ASL file in statemachine/ is the one definition, written by statemachine/build.py: the
+stack, the tests and the sandbox load the file and fill the same `${…}` placeholders.
 """
 
 from __future__ import annotations
@@ -11,21 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from stacks import ROOT
+from statemachine.build import DEFINITION_FILE
 
-DEFINITION_FILE = ROOT / "statemachine" / "drainer.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
-# Lambda's transient service errors as Step Functions reports them, which every Task retries:
-# the four 500s of "Handle transient Lambda service exceptions" (Step Functions developer guide,
-# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html) and,
-# from the same page, Lambda.TooManyRequestsException (Lambda throttled the invocation).
-TRANSIENT_LAMBDA_ERRORS = (
-    "Lambda.ClientExecutionTimeoutException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-)
 
 
 @dataclass(frozen=True)
@@ -48,8 +36,11 @@ FUNCTIONS: tuple[Function, ...] = (
         "resolve.handler",
         "Parse an event into a drain request; find the instance; claim a lifecycle/rebalance drain",
     ),
-    Function("Claim", "claim.handler", "Claim a Spot drain so duplicates end as duplicates"),
-    Function("StartDrain", "start_drain.handler", "Set the container instance to DRAINING"),
+    Function(
+        "StartDrain",
+        "start_drain.handler",
+        "Set the container instance to DRAINING; then claim a Spot drain",
+    ),
     Function("PollTasks", "poll_tasks.handler", "Count tasks still alive; decide the next step"),
     Function("RecordHeartbeat", "record_heartbeat.handler", "Record a lifecycle heartbeat"),
     Function("StopTasks", "stop_tasks.handler", "Stop standalone tasks or stragglers"),

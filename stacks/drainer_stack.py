@@ -321,7 +321,8 @@ class DrainerStack(Stack):
         allow("ReplaceInstance", ["autoscaling:TerminateInstanceInAutoScalingGroup"], group_arns)
         # Read-only and not resource-scopable (Service Authorization Reference, Auto Scaling).
         allow("ReplaceInstance", ["autoscaling:DescribeAutoScalingInstances"], ["*"])
-        for name in ("Resolve", "Claim"):  # Resolve claims lifecycle and rebalance drains
+        # Resolve claims lifecycle and rebalance drains; StartDrain claims (and parks) Spot drains.
+        for name in ("Resolve", "StartDrain"):
             allow(name, ["dynamodb:PutItem", "dynamodb:GetItem"], [self.claims.table_arn])
         allow("ReportOutcome", ["dynamodb:UpdateItem"], [self.claims.table_arn])
         self.topic.grant_publish(self.functions["ReportOutcome"])

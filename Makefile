@@ -23,7 +23,7 @@ CONFIG  ?= drainer.toml
 CDK_OUT ?= cdk.out
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint validate-asl synth deploy test demo sandbox drains bench diagram clean
+.PHONY: help setup lint validate-asl synth deploy test demo sandbox drains bench statemachine diagram clean
 
 help:
 	@echo "Targets:"
@@ -38,6 +38,7 @@ help:
 	@echo "  sandbox       python -m sandbox.server"
 	@echo "  drains        python -m drains \$$ARGS: what happened to the drains (ARGS=\"list --since 24h\")"
 	@echo "  bench         python -m bench"
+	@echo "  statemachine  python -m statemachine.build (writes statemachine/drainer.asl.json)"
 	@echo "  diagram       python -m tools.diagram"
 	@echo "  clean         remove .venv node_modules cdk.out .pytest_cache .ruff_cache"
 
@@ -88,6 +89,9 @@ drains: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench
+
+statemachine: $(VENV_STAMP)
+	$(PY) -m statemachine.build
 
 diagram: $(VENV_STAMP)
 	$(PY) -m tools.diagram

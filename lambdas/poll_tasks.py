@@ -12,41 +12,34 @@ from drainer.clock import utcnow
 from drainer.ecs import InstanceGone, snapshot
 from drainer.request import DrainRequest
 from drainer.settings import Settings, settings
+from drainer.state import Progress, Target
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    state = event["state"]
-    return {**state, "progress": poll(state, settings(), utcnow(), event.get("executionArn"))}
+def handler(event: dict[str, Any], _context: Any) -> Progress:
+    request = DrainRequest.from_state(event["request"])
+    return poll(request, event["target"], event["progress"], settings(), utcnow())
 
 
 def poll(
-    state: dict[str, Any], config: Settings, now: datetime, execution_arn: str | None = None
-) -> dict[str, Any]:
-    request = DrainRequest.from_state(state["request"])
-    current = state["progress"]
+    request: DrainRequest, target: Target, current: Progress, config: Settings, now: datetime
+) -> Progress:
     try:
         tasks, daemons, known = snapshot(
-            state["target"], set(current["daemonServices"]), set(current["knownServices"])
+            dict(target), set(current["daemonServices"]), set(current["knownServices"])
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
     except InstanceGone as gone:
-        log.warning("container instance gone", detail=str(gone), instanceId=request.instance_id)
+        log.warning("container instance gone", detail=str(gone))
         tasks = None
     except Throttled as throttled:
-        log.warning(
-            "poll throttled; polling again later",
-            detail=str(throttled),
-            instanceId=request.instance_id,
-            executionArn=execution_arn,
-        )
+        log.warning("poll throttled; polling again later", detail=str(throttled))
         return progress.after_throttling(request, current, config, now, random.random())
     result = progress.decide(request, current, tasks, config, now)
     log.info(
         "polled",
-        executionArn=execution_arn,
-        instanceId=request.instance_id,
         verdict=result["verdict"],
+        ending=result["ending"],
         tasks=result["tasks"],
         nextWaitSeconds=result["nextWaitSeconds"],
     )

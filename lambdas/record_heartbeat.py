@@ -5,30 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from drainer import lifecycle_action, log, progress
+from drainer import lifecycle_action, log, outcome, progress
 from drainer.clock import iso, utcnow
 from drainer.request import DrainRequest
+from drainer.state import Progress
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    state = event["state"]
-    return {**state, "progress": heartbeat(state, utcnow())}
+def handler(event: dict[str, Any], _context: Any) -> Progress:
+    return heartbeat(DrainRequest.from_state(event["request"]), event["progress"], utcnow())
 
 
-def heartbeat(state: dict[str, Any], now: datetime) -> dict[str, Any]:
-    request = DrainRequest.from_state(state["request"])
-    current = state["progress"]
+def heartbeat(request: DrainRequest, current: Progress, now: datetime) -> Progress:
     try:
         lifecycle_action.record_heartbeat(request)
     except lifecycle_action.ActionNotFound as ended:
         # Someone completed the action, or it timed out: the instance is going; stop here.
-        log.warning(
-            "lifecycle action ended under the drain",
-            instanceId=request.instance_id,
-            detail=str(ended),
-        )
-        return {**current, "verdict": progress.ACTION_ENDED}
+        log.warning("lifecycle action ended under the drain", detail=str(ended))
+        return {**current, **progress.finished(outcome.ACTION_ENDED_EXTERNALLY)}
     return {
         **current,
         "verdict": progress.WAIT,

@@ -6,11 +6,18 @@ from typing import Any
 
 from drainer import log
 from drainer.clock import utcnow
+from drainer.parsers import request_of
 from drainer.reporting import report
 from drainer.settings import settings
+from drainer.state import Outcome
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    state = event["state"]
-    return {**state, "outcome": report(state, event.get("executionArn"), settings(), utcnow())}
+def handler(event: dict[str, Any], _context: Any) -> Outcome:
+    config, now = settings(), utcnow()
+    document = event["state"]
+    if "executionInput" in event and not isinstance(document.get("request"), dict):
+        # The rescue path, after a failure before Resolve: the raw event names the instance.
+        request = request_of(document, event["executionInput"], config.test_event_source, now)
+        document = {**document, "request": request.to_state()}
+    return report(document, event.get("executionArn"), config, now)

@@ -86,7 +86,10 @@ def rescue(
         # Reporting releases the claim if this execution held it, so that the instance's next
         # lifecycle action (a warm-pool instance coming back) is not taken for a duplicate.
         key = claims.claim_key(request)
-        state["claim"] = {"duplicate": bool(owner), "key": key, "owner": owner or execution_arn}
+        state["progress"] = {
+            **(state.get("progress") or {}),
+            "claim": {"duplicate": bool(owner), "key": key, "owner": owner or execution_arn},
+        }
     if owner:  # a failed duplicate: the owner completes the action (or its own rescue does)
         log.info("duplicate: the owning execution completes the action", owner=owner)
         state["completion"] = left_to(owner)
@@ -209,7 +212,8 @@ def _rescued_inside(tail: list[dict[str, Any]]) -> bool:
     for event in tail:
         entered = event.get("stateEnteredEventDetails") or {}
         if entered.get("name") == FAIL_STATE:
-            state = _document(entered.get("input"))
+            # Any document: one that failed before Resolve has no request, yet was rescued.
+            state = _json_object(entered.get("input"))
             return bool(state) and not (state.get("rescueError") or state.get("reportError"))
     return False
 
@@ -231,11 +235,16 @@ def _last_state(
 
 def _document(text: Any) -> dict[str, Any]:
     """A drain state document (it carries `request`), or {}."""
+    state = _json_object(text)
+    return state if "request" in state else {}
+
+
+def _json_object(text: Any) -> dict[str, Any]:
     try:
-        state = json.loads(text) if isinstance(text, str) else None
+        value = json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError:
         return {}
-    return state if isinstance(state, dict) and "request" in state else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _epoch_ms(value: Any) -> datetime | None:

@@ -2,9 +2,12 @@
 for a lifecycle or rebalance drain, claim it.
 
 Claiming here rather than in a Task of its own saves a lifecycle drain two state transitions
-(the Claim Task and its "duplicate?" Choice): "Route by event kind" sends a duplicate straight
-to "Report outcome". A Spot drain claims after DRAINING instead, so that nothing, not even a
-DynamoDB write, stands between the two-minute warning and DRAINING.
+(a Claim Task and its "duplicate?" Choice): "Route by event kind" sends a duplicate straight
+to "Report outcome". A Spot drain claims after DRAINING instead ("Start draining"), so that
+nothing, not even a DynamoDB write, stands between the two-minute warning and DRAINING.
+
+Resolve writes the first state document (request, target, progress); every later step writes
+its own part of it (drainer/state.py).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from drainer import log, progress
-from drainer.claims import claim
+from drainer import log, progress, rebalance
+from drainer.claims import UNCLAIMED, claim
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
 from drainer.lifecycle_action import LIVE, NEVER, action_standing, lifecycle_state, not_ours_because
@@ -28,8 +31,6 @@ from drainer.request import (
     ROUTE_FINISH,
     ROUTE_IGNORE,
     ROUTE_LIFECYCLE,
-    ROUTE_REBALANCE_DRAIN,
-    ROUTE_REBALANCE_REPLACE,
     ROUTE_SPOT,
     ROUTE_TEST_EVENT_REFUSED,
     SPOT,
@@ -38,18 +39,18 @@ from drainer.request import (
 )
 from drainer.schedule import ceiling_seconds
 from drainer.settings import Settings, settings
+from drainer.state import Claim, StateDocument
 
-# Routes whose drain is claimed here; the Spot route claims after DRAINING ("Spot: claim").
-CLAIMED_ROUTES = frozenset({ROUTE_LIFECYCLE, ROUTE_REBALANCE_DRAIN, ROUTE_REBALANCE_REPLACE})
-UNCLAIMED = {"duplicate": False, "key": None, "owner": None}
+# Routes whose drain is claimed here; the Spot route claims after DRAINING ("Start draining").
+CLAIMED_ROUTES = frozenset({ROUTE_LIFECYCLE}) | rebalance.CLAIMED_ROUTES
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], _context: Any) -> StateDocument:
     return resolve(event.get("event"), event["executionArn"], settings(), utcnow())
 
 
-def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> dict[str, Any]:
+def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> StateDocument:
     try:
         request = parse_event(raw, config.test_event_source, now)
     except EventError as problem:
@@ -77,7 +78,7 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> di
             target = locate(request.instance_id, config.cluster_names)
             request.route = ROUTE_SPOT if target else ROUTE_FINISH
     elif request.kind == REBALANCE:
-        request.route = _rebalance_route(request, config)
+        request.route = rebalance.route(config.rebalance_policy)
         if request.route != ROUTE_IGNORE and _refused_test_event(request, config):
             request.route = ROUTE_TEST_EVENT_REFUSED
         elif request.route != ROUTE_IGNORE:
@@ -85,7 +86,7 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> di
             request.route = request.route if target else ROUTE_FINISH
     elif request.kind == INVALID and _our_action(request, config):
         request.route = ROUTE_COMPLETE_ONLY  # never leave an action open, even on a bad event
-    held = dict(UNCLAIMED)
+    held: Claim = UNCLAIMED
     if request.route in CLAIMED_ROUTES:
         held = claim(config.claims_table, request, execution_arn, now)
     log.info(
@@ -100,8 +101,7 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> di
     return {
         "request": request.to_state(),
         "target": target,
-        "progress": progress.initial(request, target, config, now),
-        "claim": held,  # always present: "Route by event kind" tests $.claim.duplicate
+        "progress": progress.initial(request, target, config, now, held),
     }
 
 
@@ -148,11 +148,3 @@ def _refused_test_event(request: DrainRequest, config: Settings) -> bool:
         "drain it; nothing was drained"
     )
     return True
-
-
-def _rebalance_route(request: DrainRequest, config: Settings) -> str:
-    return {
-        "ignore": ROUTE_IGNORE,
-        "drain": ROUTE_REBALANCE_DRAIN,
-        "replace": ROUTE_REBALANCE_REPLACE,
-    }[config.rebalance_policy]

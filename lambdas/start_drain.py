@@ -1,25 +1,60 @@
-"""Lambda: set the container instance to DRAINING (ECS then moves its service tasks)."""
+"""Lambda: set the container instance to DRAINING (ECS then moves its service tasks).
+
+A Spot drain is claimed right after, so that a duplicate warning ends as a duplicate: nothing,
+not even a DynamoDB write, stands between the two-minute warning and DRAINING. For a `stop` or
+`hibernate` interruption the instance is also noted as parked, so that it is set ACTIVE again
+when it comes back (drainer/parking.py, lambdas/reactivate_instance.py). Lifecycle and
+rebalance drains were claimed by Resolve (lambdas/resolve.py).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from drainer import log
+from drainer import log, outcome, progress
+from drainer.claims import claim
+from drainer.clock import utcnow
 from drainer.ecs import InstanceGone, set_draining
+from drainer.parking import park, should_park
+from drainer.request import ROUTE_REBALANCE_DRAIN, SPOT, DrainRequest
+from drainer.settings import Settings, settings
+from drainer.state import Progress, Target
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    state = event["state"]
-    return {
-        **state,
-        "progress": start_drain(state["target"], state["progress"], state["request"]["dryRun"]),
-    }
+def handler(event: dict[str, Any], _context: Any) -> Progress:
+    return start_drain(
+        DrainRequest.from_state(event["request"]),
+        event["target"],
+        event["progress"],
+        event["executionArn"],
+        settings(),
+        utcnow(),
+    )
 
 
-def start_drain(target: dict[str, Any], progress: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+def start_drain(
+    request: DrainRequest,
+    target: Target,
+    current: Progress,
+    execution_arn: str,
+    config: Settings,
+    now: datetime,
+) -> Progress:
     try:
-        result = set_draining(target, dry_run)
+        drain = set_draining(dict(target), request.dry_run)
     except InstanceGone as gone:
-        result = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
-    return {**progress, "drain": result}
+        drain = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
+    started: Progress = {**current, "drain": drain}
+    if request.route == ROUTE_REBALANCE_DRAIN:
+        # Rebalance policy "drain": ECS moves the tasks; the instance runs on until reclaimed.
+        return {**started, **progress.finished(outcome.REBALANCE_DRAINING)}
+    if request.kind == SPOT:
+        claimed = claim(config.claims_table, request, execution_arn, now)
+        if claimed["duplicate"]:
+            return {**started, "claim": claimed, **progress.finished(outcome.DUPLICATE)}
+        if should_park(request, drain):
+            claimed["parked"] = park(config.claims_table, request, target, execution_arn)
+        started["claim"] = claimed
+    return started

@@ -9,33 +9,37 @@ from typing import Any
 from drainer import ecs, log
 from drainer.clock import parse_iso, utcnow
 from drainer.ecs import InstanceGone
+from drainer.request import DrainRequest
 from drainer.schedule import grace_wait
 from drainer.settings import Settings, settings
+from drainer.state import Progress, Target
 
 STANDALONE = "standalone"
 STRAGGLERS = "stragglers"
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    state = event["state"]
-    return {**state, "progress": stop(state, event["scope"], settings(), utcnow())}
+def handler(event: dict[str, Any], _context: Any) -> Progress:
+    request = DrainRequest.from_state(event["request"])
+    return stop(request, event["target"], event["progress"], event["scope"], settings(), utcnow())
 
 
-def stop(state: dict[str, Any], scope: str, config: Settings, now: datetime) -> dict[str, Any]:
-    current = state["progress"]
-    target = state["target"]
-    dry_run = state["request"]["dryRun"]
+def stop(
+    request: DrainRequest,
+    target: Target,
+    current: Progress,
+    scope: str,
+    config: Settings,
+    now: datetime,
+) -> Progress:
     if scope == STRAGGLERS and config.straggler_policy == "leave-running":
         log.warning(
-            "ceiling reached; tasks left running per straggler_policy",
-            tasks=current.get("tasks"),
-            instanceId=state["request"]["instanceId"],
+            "ceiling reached; tasks left running per straggler_policy", tasks=current["tasks"]
         )
         return {**current, "nextWaitSeconds": 0}
     try:
         tasks, _, _ = ecs.snapshot(
-            target, set(current["daemonServices"]), set(current["knownServices"])
+            dict(target), set(current["daemonServices"]), set(current["knownServices"])
         )
     except InstanceGone:
         return {**current, "nextWaitSeconds": 0}
@@ -44,7 +48,7 @@ def stop(state: dict[str, Any], scope: str, config: Settings, now: datetime) -> 
     else:
         victims = tasks.service + tasks.daemon + tasks.standalone
         reason = "ecs-drainer: drain ceiling reached"
-    stopped = ecs.stop_tasks(target["cluster"], victims, reason, dry_run)
+    stopped = ecs.stop_tasks(target["cluster"], victims, reason, request.dry_run)
     wait = current["nextWaitSeconds"]
     if scope == STRAGGLERS and stopped:
         # No heartbeat comes before the completion: the grace fits in the heartbeat budget.

@@ -1,7 +1,7 @@
 """The state machine definition file and what the stack substitutes into it.
 
-The ASL file in statemachine/ is the one definition: the stack, the tests and the sandbox load
-it and fill the same `${…}` placeholders; nothing rebuilds it in code.
+The ASL file in statemachine/ is the one definition, written by statemachine/build.py: the
+stack, the tests and the sandbox load the file and fill the same `${…}` placeholders.
 """
 
 from __future__ import annotations
@@ -10,28 +10,15 @@ import json
 import re
 from typing import Any
 
-from stacks import ROOT
-
 # The functions are declared in stacks/functions.py; their names stay importable from here,
 # where their placeholders are filled.
 from stacks.functions import FUNCTIONS as FUNCTIONS
 from stacks.functions import REACTIVATE_FUNCTION as REACTIVATE_FUNCTION
 from stacks.functions import RESCUE_FUNCTION as RESCUE_FUNCTION
 from stacks.functions import Function as Function
+from statemachine.build import DEFINITION_FILE
 
-DEFINITION_FILE = ROOT / "statemachine" / "drainer.asl.json"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
-# Lambda's transient service errors as Step Functions reports them, which every Task retries:
-# the four 500s of "Handle transient Lambda service exceptions" (Step Functions developer guide,
-# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html) and,
-# from the same page, Lambda.TooManyRequestsException (Lambda throttled the invocation).
-TRANSIENT_LAMBDA_ERRORS = (
-    "Lambda.ClientExecutionTimeoutException",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-)
 
 
 def definition_text() -> str:

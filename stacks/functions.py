@@ -114,7 +114,7 @@ TASK_READS = (
     allow("ecs:DescribeTasks", on=On.TASKS),
     allow("ecs:DescribeServices", on=On.SERVICES),
 )
-# Resolve claims lifecycle and rebalance drains, Claim Spot drains.
+# Resolve claims lifecycle and rebalance drains; StartDrain claims (and parks) Spot drains.
 CLAIM_WRITES = allow("dynamodb:PutItem", "dynamodb:GetItem", on=On.CLAIMS_TABLE)
 DESCRIBE_AUTO_SCALING_INSTANCES = allow(
     "autoscaling:DescribeAutoScalingInstances",
@@ -143,16 +143,13 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
     ),
     Function(
-        "Claim",
-        "claim.handler",
-        "Claim a Spot drain so duplicates end as duplicates",
-        grants=(CLAIM_WRITES,),
-    ),
-    Function(
         "StartDrain",
         "start_drain.handler",
-        "Set the container instance to DRAINING",
-        grants=(allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),),
+        "Set the container instance to DRAINING; then claim a Spot drain",
+        grants=(
+            allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
+            CLAIM_WRITES,
+        ),
     ),
     Function(
         "PollTasks",

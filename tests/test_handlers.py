@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import boto3
-import claim
-import complete_action
-import poll_tasks
 import pytest
-import record_heartbeat
-import replace_instance
-import report_outcome
 import resolve
-import start_drain
-import stop_tasks
 
-from drainer import claims
+from drainer import claims, outcome, progress
 from drainer.request import DrainRequest
 from sandbox.harness import Harness
+from tests.steps import ARN, step
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
-
-ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"
 
 
 @pytest.fixture
@@ -67,9 +58,12 @@ def test_resolve_refuses_other_groups_actions(env, config):
 def test_resolve_claims_a_lifecycle_drain_so_the_second_execution_is_a_duplicate(env):
     world, (victim, *_), _ = env
     event = world.asg.scale_in(GROUP, victim).event
-    first = resolve.handler({"event": event, "executionArn": ARN}, None)["claim"]
-    again = resolve.handler({"event": event, "executionArn": ARN}, None)["claim"]  # Lambda retry
-    second = resolve.handler({"event": event, "executionArn": ARN + "-2"}, None)["claim"]
+    first = resolve.handler({"event": event, "executionArn": ARN}, None)["progress"]["claim"]
+    # a Lambda retry of the same execution, then another execution
+    again = resolve.handler({"event": event, "executionArn": ARN}, None)["progress"]["claim"]
+    second = resolve.handler({"event": event, "executionArn": ARN + "-2"}, None)["progress"]
+    assert (second["verdict"], second["ending"]) == (progress.FINISH, outcome.DUPLICATE)
+    second = second["claim"]
     assert (first["duplicate"], again["duplicate"], second["duplicate"]) == (False, False, True)
     assert second["owner"] == ARN
 
@@ -78,21 +72,25 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
     world, (victim, *_), _ = env
     state = resolved(world, world.spot_interrupt(victim))
     assert state["request"]["route"] == "drain-spot"
-    assert state["claim"] == {"duplicate": False, "key": None, "owner": None}
-    first = claim.handler({"state": state, "executionArn": ARN}, None)["claim"]
-    second = claim.handler({"state": state, "executionArn": ARN + "-2"}, None)["claim"]
-    assert (first["duplicate"], second["duplicate"]) == (False, True)
-    assert first["key"] == f"spot#{victim}"
+    assert state["progress"]["claim"] == {"duplicate": False, "key": None, "owner": None}
+    first = step("Start draining", state)["progress"]
+    second = step("Start draining", state, ARN + "-2")["progress"]
+    assert (first["claim"]["duplicate"], second["claim"]["duplicate"]) == (False, True)
+    assert first["claim"]["key"] == f"spot#{victim}"
+    # The claim comes after DRAINING, in the same step; a duplicate then ends the drain.
+    assert first["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
+    assert first["verdict"] == progress.WAIT
+    assert (second["verdict"], second["ending"]) == (progress.FINISH, outcome.DUPLICATE)
 
 
 def test_start_drain_sets_draining_once(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
-    first = start_drain.handler({"state": state}, None)["progress"]["drain"]
+    first = step("Start draining", state)["progress"]["drain"]
     assert first == {"changed": True, "previousStatus": "ACTIVE"}
     assert world.ecs.container_instance(victim).status == "DRAINING"
     state["target"]["status"] = "DRAINING"
-    assert start_drain.handler({"state": state}, None)["progress"]["drain"]["changed"] is False
+    assert step("Start draining", state)["progress"]["drain"]["changed"] is False
     assert world.api_call_counts()["ecs:UpdateContainerInstancesState"] == 1
 
 
@@ -105,7 +103,7 @@ def test_dry_run_changes_nothing(env, config):
     )
     state = lifecycle_state(world, victim)
     assert state["request"]["dryRun"] is True
-    drain = start_drain.handler({"state": state}, None)["progress"]["drain"]
+    drain = step("Start draining", state)["progress"]["drain"]
     assert drain["dryRun"] is True
     assert world.ecs.container_instance(victim).status == "ACTIVE"
     assert "ecs:UpdateContainerInstancesState" not in world.api_call_counts()
@@ -114,34 +112,42 @@ def test_dry_run_changes_nothing(env, config):
 def test_poll_counts_tasks_that_are_still_stopping(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
-    state = start_drain.handler({"state": state}, None)
+    state = step("Start draining", state)
     world.clock.run_for(45)  # replacements healthy; old tasks deregistering (60 s)
     instance = world.ecs.container_instance(victim)
-    progress = poll_tasks.handler({"state": state, "executionArn": ARN}, None)["progress"]
+    polled = step("Poll tasks", state)["progress"]
     assert instance.running_tasks_count == 0
-    assert progress["tasks"]["stopping"] > 0
-    assert progress["verdict"] == "wait"
+    assert polled["tasks"]["stopping"] > 0
+    assert polled["verdict"] == "wait"
 
 
 def test_heartbeat_and_an_action_that_ended(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
-    beat = record_heartbeat.handler({"state": state}, None)["progress"]
+    beat = step("Record heartbeat", state)["progress"]
     assert beat["heartbeats"] == 1
     (action,) = world.lifecycle_actions
     assert len(action.heartbeats) == 1
-    complete_action.handler({"state": state}, None)
-    ended = record_heartbeat.handler({"state": state}, None)["progress"]
-    assert ended["verdict"] == "action-ended"
+    step("Complete lifecycle action", state)
+    ended = step("Record heartbeat", state)["progress"]
+    assert ended["ending"] == "action-ended-externally"
+    assert ended["verdict"] == progress.FINISH
 
 
 def test_complete_twice_is_not_an_error(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
-    first = complete_action.handler({"state": state}, None)["completion"]
-    second = complete_action.handler({"state": state}, None)["completion"]
-    assert first == {"completed": True, "alreadyEnded": False, "result": "CONTINUE"}
+    first = step("Complete lifecycle action", state)["completion"]
+    second = step("Complete lifecycle action", state)["completion"]
+    assert first == {
+        "completed": True,
+        "alreadyEnded": False,
+        "result": "CONTINUE",
+        "leftTo": None,
+        "ending": None,
+    }
     assert second["alreadyEnded"] is True
+    assert second["ending"] == outcome.ACTION_ENDED_EXTERNALLY
     assert world.lifecycle_actions[0].ended_by == "completed"
 
 
@@ -149,8 +155,8 @@ def test_stop_tasks_stops_standalone_tasks_only(env):
     world, (victim, *_), _ = env
     task = world.run_task(CLUSTER, victim, "batch")
     state = lifecycle_state(world, victim)
-    progress = stop_tasks.handler({"state": state, "scope": "standalone"}, None)["progress"]
-    assert progress["tasksStopped"] == 1
+    stopped_by = step("Stop standalone tasks", state)["progress"]
+    assert stopped_by["tasksStopped"] == 1
     stopped = [t for t in world.tasks_on(victim) if t.desired_status == "STOPPED"]
     assert [t.arn for t in stopped] == [task]
 
@@ -158,23 +164,24 @@ def test_stop_tasks_stops_standalone_tasks_only(env):
 def test_replace_skips_instances_outside_the_configured_groups(env):
     world, _, _ = env
     stranger = world.add_instance(cluster=CLUSTER, group=None)
-    progress = replace_instance.handler(
-        {"state": {"request": {"instanceId": stranger, "dryRun": False}, "progress": {}}}, None
-    )["progress"]
-    assert progress["replaced"] is False
-    assert "no configured Auto Scaling group" in progress["replaceProblem"]
+    replacement = step(
+        "Rebalance: replace instance", {"request": {"instanceId": stranger, "dryRun": False}}
+    )["replacement"]
+    assert replacement["replaced"] is False
+    assert "no configured Auto Scaling group" in replacement["problem"]
+    assert replacement["ending"] == outcome.REPLACEMENT_SKIPPED
 
 
 def test_report_publishes_the_outcome_and_releases_the_claim(env):
     world, (victim, *_), harness = env
     state = lifecycle_state(world, victim)  # Resolve claimed the drain
-    state["progress"]["verdict"] = "drained"
-    state["completion"] = {"completed": True, "alreadyEnded": False, "result": "CONTINUE"}
-    summary = report_outcome.handler({"state": state, "executionArn": ARN}, None)["outcome"]
+    state["progress"].update(verdict=progress.COMPLETE, ending=outcome.DRAINED)
+    state = step("Complete lifecycle action", state)
+    summary = step("Report outcome", state)["outcome"]
     (published,) = harness.outcomes()
     assert summary["outcome"] == published["outcome"] == "drained"
     item = boto3.client("dynamodb", region_name="us-east-1").get_item(
-        TableName="ecs-drainer-claims", Key={"pk": {"S": state["claim"]["key"]}}
+        TableName="ecs-drainer-claims", Key={"pk": {"S": state["progress"]["claim"]["key"]}}
     )["Item"]
     assert (item["state"]["S"], item["outcome"]["S"]) == ("done", "drained")
 
@@ -185,10 +192,14 @@ def test_a_rescue_leaves_a_duplicates_action_to_the_owner(env):
     resolve.handler({"event": event, "executionArn": ARN}, None)
     duplicate = resolve.handler({"event": event, "executionArn": ARN + "-2"}, None)
     rescue = {**duplicate, "error": {"Error": "TypeError", "Cause": "report bug"}}
-    completion = complete_action.handler(
-        {"state": rescue, "executionArn": ARN + "-2", "executionInput": event}, None
-    )["completion"]
-    assert completion == {"completed": False, "alreadyEnded": False, "result": None, "leftTo": ARN}
+    completion = step("Rescue: complete lifecycle action", rescue, ARN + "-2", event)["completion"]
+    assert completion == {
+        "completed": False,
+        "alreadyEnded": False,
+        "result": None,
+        "leftTo": ARN,
+        "ending": None,
+    }
     (action,) = world.lifecycle_actions
     assert action.active
 
@@ -252,7 +263,7 @@ def test_resolve_drains_the_warm_pool_terminate_waits(test_source_env):
 def test_resolve_a_late_lifecycle_event_ends_as_already_ended(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
-    complete_action.handler({"state": state}, None)  # the drain is over, the instance gone
+    step("Complete lifecycle action", state)  # the drain is over, the instance gone
     (action,) = world.lifecycle_actions
     late = resolved(world, action.event)
     assert late["request"]["route"] == "already-ended"

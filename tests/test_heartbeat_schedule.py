@@ -118,13 +118,18 @@ def simulate(config: DrainerConfig, polls: list[Poll], fail_at: int | None) -> D
             drain.keep_alive(now + grace, "completion after the rescue's grace")
             return drain
         verdict = state["progress"]["verdict"]
+        target = state["target"]
         if verdict == progress.HEARTBEAT:
-            state["progress"] = record_heartbeat.heartbeat(state, now)
+            state["progress"] = record_heartbeat.heartbeat(request, state["progress"], now)
             drain.keep_alive(now, "heartbeat")
         elif verdict == progress.STOP_STANDALONE:
-            state["progress"] = stop_tasks.stop(state, stop_tasks.STANDALONE, settings, now)
+            state["progress"] = stop_tasks.stop(
+                request, target, state["progress"], stop_tasks.STANDALONE, settings, now
+            )
         elif verdict == progress.CEILING:
-            state["progress"] = stop_tasks.stop(state, stop_tasks.STRAGGLERS, settings, now)
+            state["progress"] = stop_tasks.stop(
+                request, target, state["progress"], stop_tasks.STRAGGLERS, settings, now
+            )
             completed = now + timedelta(seconds=state["progress"]["nextWaitSeconds"])
             drain.keep_alive(completed, "completion after the stragglers' wait")
             drain.ending = "ceiling"
@@ -312,5 +317,7 @@ def test_the_margin_covers_the_tasks_on_the_way_to_each_heartbeat():
     assert sum(one_slow_attempt_and_retry(states[name]) for name in CEILING_PATH) <= needed
     # The loop has no other Task: polls, heartbeats and standalone stops lead back to the wait.
     assert states["Stop standalone tasks"]["Next"] == "Wait before polling"
-    assert states["Action still open?"]["Default"] == "Wait before polling"
+    assert states["Record heartbeat"]["Next"] == "Check drain progress"
+    assert states["Poll tasks"]["Next"] == "Check drain progress"
+    assert states["Check drain progress"]["Default"] == "Wait before polling"
     assert states["Wait before polling"]["Next"] == "Poll tasks"

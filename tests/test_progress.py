@@ -1,4 +1,4 @@
-"""The poll verdicts: what the drain loop does next for each snapshot."""
+"""The poll verdicts: what the drain loop does next for each snapshot, and how it ends."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from drainer import progress
+from drainer import outcome, progress
 from drainer.clock import iso
 from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, SPOT, DrainRequest
@@ -60,11 +60,15 @@ def test_tasks_still_stopping_keep_the_drain_open(settings):
 
 
 def test_no_task_alive_is_drained(settings):
-    assert after(lifecycle_request(), settings, 30, TaskSnapshot())["verdict"] == progress.DRAINED
+    result = after(lifecycle_request(), settings, 30, TaskSnapshot())
+    assert result["ending"] == outcome.DRAINED
+    assert result["verdict"] == progress.COMPLETE  # a lifecycle drain completes its action
 
 
 def test_gone_instance(settings):
-    assert after(lifecycle_request(), settings, 30, None)["verdict"] == progress.GONE
+    result = after(lifecycle_request(), settings, 30, None)
+    assert result["ending"] == outcome.INSTANCE_GONE
+    assert result["verdict"] == progress.COMPLETE
 
 
 def test_daemon_tasks_get_a_grace_period_then_are_cut_short(settings):
@@ -78,7 +82,8 @@ def test_daemon_tasks_get_a_grace_period_then_are_cut_short(settings):
         TaskSnapshot(daemon=["d"]),
         state=first,
     )
-    assert later["verdict"] == progress.DRAINED
+    assert later["ending"] == outcome.DRAINED
+    assert later["verdict"] == progress.COMPLETE
     assert later["tasksCutShort"] == 1
 
 
@@ -98,6 +103,7 @@ def test_ceiling_reached(settings):
     request = lifecycle_request()
     result = after(request, settings, (47 * 60 + 55) * 60, TaskSnapshot(service=["s", "t"]))
     assert result["verdict"] == progress.CEILING
+    assert result["ending"] == outcome.CEILING
     assert result["tasksCutShort"] == 2
 
 
@@ -112,7 +118,16 @@ def test_spot_polls_short_and_ends_before_the_interruption(settings):
     assert after(request, settings, 10, TaskSnapshot(service=["s"]))["nextWaitSeconds"] == 5
     assert after(request, settings, 113, TaskSnapshot(service=["s"]))["nextWaitSeconds"] == 2
     final = after(request, settings, 115, TaskSnapshot(service=["s"]))
-    assert final["verdict"] == progress.CEILING
+    # The interruption's time reached: a Spot drain has no action to complete, it reports.
+    assert final["ending"] == outcome.SPOT_INTERRUPTED
+    assert final["verdict"] == progress.FINISH
+
+
+def test_a_spot_drain_ends_by_reporting_without_a_completion(settings):
+    drained = after(spot_request(), settings, 10, TaskSnapshot())
+    assert (drained["verdict"], drained["ending"]) == (progress.FINISH, outcome.SPOT_DRAINED)
+    gone = after(spot_request(), settings, 10, None)
+    assert (gone["verdict"], gone["ending"]) == (progress.FINISH, outcome.INSTANCE_GONE)
 
 
 def test_standalone_tasks_wait_by_default(settings):
@@ -141,7 +156,8 @@ def test_standalone_tasks_stopped_after_grace_under_stop_policy(config):
 def test_dry_run_ends_after_one_snapshot(settings):
     request = lifecycle_request(dry_run=True)
     result = after(request, settings, 30, TaskSnapshot(service=["s"]))
-    assert result["verdict"] == progress.DRAINED
+    assert result["ending"] == outcome.DRAINED
+    assert result["verdict"] == progress.COMPLETE
     assert result["tasks"]["service"] == 1
 
 
@@ -171,7 +187,8 @@ def test_a_fraction_of_a_second_left_cannot_spin_the_loop(settings):
     final = progress.decide(
         request, almost, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=115.6)
     )
-    assert final["verdict"] == progress.CEILING
+    assert final["ending"] == outcome.SPOT_INTERRUPTED
+    assert final["verdict"] == progress.FINISH
 
 
 def test_lifecycle_drains_of_one_refresh_poll_out_of_phase(settings):
@@ -197,3 +214,4 @@ def test_a_throttled_poll_waits_instead_of_failing(settings):
         request, state, settings, START + timedelta(hours=47, minutes=55), 0.5
     )
     assert late["verdict"] == progress.CEILING  # throttling never carries a drain past it
+    assert late["ending"] == outcome.CEILING

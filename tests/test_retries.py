@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks.definition import DEFINITION_FILE, TRANSIENT_LAMBDA_ERRORS
+from statemachine.build import DEFINITION_FILE, TRANSIENT_LAMBDA_ERRORS
 
 STATES = json.loads(DEFINITION_FILE.read_text())["States"]
 TASKS = sorted(name for name, state in STATES.items() if state["Type"] == "Task")

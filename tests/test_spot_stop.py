@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import claim
 import pytest
 import reactivate_instance
 import resolve
-import start_drain
 from moto.events.models import EventPattern
 
 from drainer import aws, parking
@@ -28,9 +26,8 @@ from stacks.event_patterns import instance_return_pattern
 from tests.conftest import install_settings
 from tests.reliability.test_template import CLUSTERS, as_list, render, role_names
 from tests.reliability.test_template import synthesized as synthesized
+from tests.steps import ARN, step
 from tests.worlds import CLUSTER, GROUP, drain_world, world_for
-
-ARN = "arn:aws:states:us-east-1:123456789012:execution:ecs-drainer:one"
 
 
 def spot_world(config: DrainerConfig) -> tuple[World, str]:
@@ -57,11 +54,10 @@ def env(config: DrainerConfig) -> Iterator[tuple[World, str, Harness]]:
 
 
 def drained_and_claimed(world: World, victim: str, action: str) -> dict[str, Any]:
-    """What the Spot branch does before its first wait: resolve, DRAINING, claim."""
+    """What the Spot branch does before its first wait: resolve, DRAINING then the claim."""
     event = world.spot_interrupt(victim, action)
     state = resolve.handler({"event": event, "executionArn": ARN}, None)
-    state = start_drain.handler({"state": state}, None)
-    return claim.handler({"state": state, "executionArn": ARN}, None)
+    return step("Start draining", state)
 
 
 def park_note(instance_id: str) -> dict[str, Any] | None:
@@ -104,9 +100,9 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_stop_or_hibernate_drain_parks_the_instance(env, action):
     world, victim, _ = env
     state = drained_and_claimed(world, victim, action)
-    assert state["claim"]["duplicate"] is False
+    assert state["progress"]["claim"]["duplicate"] is False
     interruption = parse_iso(state["request"]["deadline"])
-    assert state["claim"]["parked"]["interruptionAt"] == state["request"]["deadline"]
+    assert state["progress"]["claim"]["parked"]["interruptionAt"] == state["request"]["deadline"]
     note = park_note(victim)
     assert note is not None
     assert note["containerInstanceArn"]["S"] == state["target"]["containerInstanceArn"]
@@ -118,7 +114,7 @@ def test_a_stop_or_hibernate_drain_parks_the_instance(env, action):
 def test_a_terminate_drain_parks_nothing(env):
     world, victim, _ = env
     state = drained_and_claimed(world, victim, "terminate")
-    assert "parked" not in state["claim"]
+    assert "parked" not in state["progress"]["claim"]
     assert park_note(victim) is None
 
 
@@ -127,14 +123,14 @@ def test_an_instance_someone_else_drained_is_not_parked(env):
     world.ecs._set_status(world.ecs.container_instance(victim), "DRAINING")  # an operator
     state = drained_and_claimed(world, victim, "stop")
     assert state["progress"]["drain"]["changed"] is False
-    assert "parked" not in state["claim"]
+    assert "parked" not in state["progress"]["claim"]
     assert park_note(victim) is None
 
 
 def test_a_duplicate_warning_parks_nothing_more(env):
     world, victim, _ = env
     state = drained_and_claimed(world, victim, "stop")
-    again = claim.handler({"state": state, "executionArn": ARN + "-2"}, None)["claim"]
+    again = step("Start draining", state, ARN + "-2")["progress"]["claim"]
     assert again["duplicate"] is True and "parked" not in again
 
 

@@ -64,7 +64,8 @@ def test_lifecycle_drain_runs_to_completion(config):
     states = names_of_states(execution["history"])
     # Resolve claims the drain itself: no Claim Task or "duplicate?" Choice before DRAINING.
     assert states[:3] == ["Resolve drain request", "Route by event kind", "Start draining"]
-    assert states[-3:] == ["Complete lifecycle action", "Report outcome", "Drain finished"]
+    # The drain ends by completing the action, then reporting (the last state).
+    assert states[-3:] == ["Check drain progress", "Complete lifecycle action", "Report outcome"]
 
 
 def test_spot_interruption_drains_first_and_ends_by_the_interruption(config):
@@ -78,7 +79,14 @@ def test_spot_interruption_drains_first_and_ends_by_the_interruption(config):
         outcome = only_outcome(harness)
 
     states = names_of_states(execution["history"])
-    assert states[:3] == ["Resolve drain request", "Route by event kind", "Spot: start draining"]
+    # DRAINING first (the claim follows inside "Start draining"), then the loop lifecycle
+    # drains share, without its heartbeats.
+    assert states[:4] == [
+        "Resolve drain request",
+        "Route by event kind",
+        "Start draining",
+        "Check drain progress",
+    ]
     assert "Record heartbeat" not in states
     assert outcome["outcome"] in {"spot-drained", "spot-interrupted"}
     assert outcome["kind"] == "spot"

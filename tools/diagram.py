@@ -1,7 +1,8 @@
 """Draw the state machine from the ASL file as a Mermaid flowchart, into the README.
 
 `make diagram` rewrites the block between the README's state-machine markers (GitHub renders
-Mermaid as a picture); tests/test_diagram.py fails when the README is out of date.
+Mermaid as a picture) and docs/state-machine.mmd; tests/test_docs.py fails when the README is out
+of date.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ ASL_FILE = ROOT / "statemachine" / "drainer.asl.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- state-machine:begin -->", "<!-- state-machine:end -->"
 RESCUE = "Rescue: was the instance draining?"  # where every step's Catch leads
+# The drain loop lifecycle and Spot drains share.
+LOOP = ("Check drain progress", "Wait before polling", "Poll tasks")
 SHAPES = {
     "Task": ('["', '"]'),
     "Choice": ('{"', '"}'),
@@ -57,14 +60,14 @@ def mermaid(definition: dict[str, Any]) -> str:
     if caught:
         lines.append('    anyError>"any error in a step above"] -.-> ' + node_id(RESCUE))
     lines.append("    classDef rescue fill:#fde2e1,stroke:#c0392b")
-    lines.append("    classDef spot fill:#e1effd,stroke:#2471a3")
+    lines.append("    classDef loop fill:#e1effd,stroke:#2471a3")
     lines.append("    classDef rebalance fill:#eafaf1,stroke:#1e8449")
     for name in states:
         group = (
             "rescue"
             if name.startswith("Rescue") or name == "Drain failed"
-            else "spot"
-            if name.startswith("Spot")
+            else "loop"
+            if name in LOOP
             else "rebalance"
             if name.startswith("Rebalance")
             else None

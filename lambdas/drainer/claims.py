@@ -9,7 +9,6 @@ StartExecution's idempotency by name cannot do this job.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -17,8 +16,13 @@ from drainer import log
 from drainer.aws import call, error_code
 from drainer.clock import parse_iso
 from drainer.request import LIFECYCLE, DrainRequest
+from drainer.state import Claim
 
 KEEP_AFTER_DEADLINE_SECONDS = 86_400  # late duplicates are still recognised for a day
+
+
+# The claim of a drain that claimed nothing (yet: a Spot drain claims after DRAINING).
+UNCLAIMED: Claim = {"duplicate": False, "key": None, "owner": None}
 
 
 def claim_key(request: DrainRequest) -> str:
@@ -27,7 +31,7 @@ def claim_key(request: DrainRequest) -> str:
     return f"{request.kind}#{request.instance_id}"
 
 
-def claim(table: str, request: DrainRequest, execution_arn: str, now: datetime) -> dict[str, Any]:
+def claim(table: str, request: DrainRequest, execution_arn: str, now: datetime) -> Claim:
     """Claim the drain. A claim may be taken over once it expired, or once it is done and the
     new event is a different lifecycle action (a warm-pool instance that comes back later)."""
     key = claim_key(request)

@@ -55,14 +55,18 @@ def per_invocation(handler: Handler) -> Handler:
 def invocation_ids(event: Any) -> dict[str, str | None]:
     """instanceId and executionArn of any event a handler receives (null when it names none).
 
-    Task payloads carry `executionArn` and the state (`request.instanceId`), or the raw
+    Task payloads carry `executionArn` and the request (`request.instanceId`, or
+    `state.request.instanceId` on the rescue path), or the raw
     EventBridge event before it is resolved (`event`, or `executionInput` on the rescue path);
     the "Step Functions Execution Status Change" event carries both in `detail`.
     """
     payload = event if isinstance(event, Mapping) else {}
     status_change = _mapping(payload.get("detail"))
     execution_arn = payload.get("executionArn") or status_change.get("executionArn")
-    request = _mapping(_mapping(payload.get("state")).get("request"))
+    # A Task passes the parts its Lambda needs (`request`), the rescue path the whole `state`.
+    request = _mapping(payload.get("request")) or _mapping(
+        _mapping(payload.get("state")).get("request")
+    )
     instance_id = request.get("instanceId")
     if not instance_id:
         raw = payload.get("event") or payload.get("executionInput") or _json(status_change)

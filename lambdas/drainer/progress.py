@@ -1,6 +1,14 @@
 """What the drain loop does next, decided from one task snapshot.
 
-The verdicts are the values the state machine's Choice states branch on.
+Lifecycle and Spot drains share one loop in the state machine (Wait → "Poll tasks" → "Check
+drain progress"). What differs between them is decided here, not by states of their own:
+heartbeats (lifecycle only), the short Spot interval and its end before the interruption, the
+standalone-task policy (Spot stops them at once), and what ends the loop: a lifecycle drain
+completes its action, a Spot drain has none to complete (ENDINGS).
+
+`verdict` is what the loop does next: the values "Check drain progress" branches on
+(statemachine/build.py reads them from here). `ending` is the outcome word, recorded here by the
+poll that ends the drain (drainer/outcome.py).
 """
 
 from __future__ import annotations
@@ -9,31 +17,71 @@ import zlib
 from datetime import datetime
 from typing import Any
 
+from drainer import outcome
+from drainer.claims import UNCLAIMED
 from drainer.clock import iso, parse_iso
 from drainer.ecs import TaskSnapshot
-from drainer.request import LIFECYCLE, SPOT, DrainRequest
+from drainer.request import LIFECYCLE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
 from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule, next_wait
 from drainer.settings import Settings
+from drainer.state import Claim, Progress
 
-WAIT = "wait"
-DRAINED = "drained"
-GONE = "gone"
-CEILING = "ceiling"
-HEARTBEAT = "heartbeat"
-STOP_STANDALONE = "stop-standalone"
-ACTION_ENDED = "action-ended"
+# What the loop does next ("Check drain progress").
+WAIT = "wait"  # wait, then poll again (the Choice's default)
+HEARTBEAT = "heartbeat"  # record a lifecycle heartbeat first
+STOP_STANDALONE = "stop-standalone"  # standalone task policy "stop": stop them, then wait
+CEILING = "ceiling"  # lifecycle: maximum drain time reached; straggler policy, then complete
+COMPLETE = "complete"  # lifecycle: the drain is over; complete the action
+FINISH = "finish"  # nothing left to do but report the outcome
+VERDICTS = (WAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH)
+
+# What a poll found that ends the loop.
+DRAINED, GONE, OUT_OF_TIME = "drained", "gone", "out-of-time"
+# (kind, found) → (verdict, ending): a lifecycle drain completes its action (through the
+# straggler policy at the ceiling); a Spot drain has no action and ends before its interruption.
+ENDINGS: dict[tuple[str, str], tuple[str, str]] = {
+    (LIFECYCLE, DRAINED): (COMPLETE, outcome.DRAINED),
+    (LIFECYCLE, GONE): (COMPLETE, outcome.INSTANCE_GONE),
+    (LIFECYCLE, OUT_OF_TIME): (CEILING, outcome.CEILING),
+    (SPOT, DRAINED): (FINISH, outcome.SPOT_DRAINED),
+    (SPOT, GONE): (FINISH, outcome.INSTANCE_GONE),
+    (SPOT, OUT_OF_TIME): (FINISH, outcome.SPOT_INTERRUPTED),
+}
+
+
+def ended(request: DrainRequest, found: str) -> dict[str, str]:
+    verdict, ending = ENDINGS[(request.kind, found)]
+    return {"verdict": verdict, "ending": ending}
+
+
+def finished(ending: str) -> dict[str, str]:
+    """A step other than the poll ended the drain (a duplicate, the action ended elsewhere)."""
+    return {"verdict": FINISH, "ending": ending}
 
 
 def initial(
-    request: DrainRequest, target: dict[str, Any] | None, settings: Settings, now: datetime
-) -> dict[str, Any]:
+    request: DrainRequest,
+    target: dict[str, Any] | None,
+    settings: Settings,
+    now: datetime,
+    claim: Claim = UNCLAIMED,
+) -> Progress:
+    """The first progress record (Resolve): a drain route waits; a route that ends here (not
+    ours, ignored, a duplicate…) finishes with its outcome; complete-only completes."""
+    ending = outcome.on_resolve(request, claim["duplicate"])
+    if request.route == ROUTE_COMPLETE_ONLY and not claim["duplicate"]:
+        verdict = COMPLETE
+    else:
+        verdict = FINISH if ending else WAIT
     return {
         "startedAt": iso(now),
+        "claim": dict(claim),
         # The hook's heartbeat timer started with the action, i.e. at the event.
         "lastHeartbeatAt": request.event_time,
         "polls": 0,
         "heartbeats": 0,
-        "verdict": WAIT,
+        "verdict": verdict,
+        "ending": ending,
         "nextWaitSeconds": first_wait(request, settings, now),
         # The back-off's own interval: a wait cut short (heartbeat, ceiling) or stretched
         # (throttling) does not restart or speed up the back-off.
@@ -45,6 +93,7 @@ def initial(
         "knownServices": [],
         "tasksStopped": 0,
         "tasksCutShort": 0,
+        "throttledPolls": 0,
         "drain": None,
         # Read by the rescue path (ASL "Rescue: was the instance draining?") after a failure.
         "rescueWaitSeconds": settings.rescue_wait_seconds,
@@ -85,7 +134,7 @@ def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
 
 def _next_wait(
     request: DrainRequest,
-    progress: dict[str, Any],
+    progress: Progress | dict[str, Any],
     settings: Settings,
     now: datetime,
     seconds: float,
@@ -102,11 +151,11 @@ def _next_wait(
 
 def decide(
     request: DrainRequest,
-    progress: dict[str, Any],
+    progress: Progress,
     tasks: TaskSnapshot | None,
     settings: Settings,
     now: datetime,
-) -> dict[str, Any]:
+) -> Progress:
     """Next progress record after one poll; `tasks` is None when the instance is gone."""
     progress = {**progress, "polls": progress["polls"] + 1}
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
@@ -119,14 +168,14 @@ def decide(
 
 def _verdict(
     request: DrainRequest,
-    progress: dict[str, Any],
+    progress: Progress,
     tasks: TaskSnapshot | None,
     settings: Settings,
     now: datetime,
     elapsed: float,
 ) -> dict[str, Any]:
     if tasks is None:
-        return {"verdict": GONE, "tasks": None}
+        return {**ended(request, GONE), "tasks": None}
     update: dict[str, Any] = {"tasks": tasks.counts()}
     others = len(tasks.service) + len(tasks.standalone) + len(tasks.stopping)
     if others == 0 and tasks.daemon:
@@ -134,13 +183,13 @@ def _verdict(
         drained_at = progress.get("workloadDrainedAt") or iso(now)
         update["workloadDrainedAt"] = drained_at
         if (now - parse_iso(drained_at)).total_seconds() >= settings.daemon_task_grace_seconds:
-            return {**update, "verdict": DRAINED, "tasksCutShort": len(tasks.daemon)}
+            return {**update, **ended(request, DRAINED), "tasksCutShort": len(tasks.daemon)}
     left = seconds_left(request, now)
     if tasks.alive == 0 or request.dry_run:
         # Dry run: one real snapshot shows what would be drained; nothing moved, so no waiting.
-        return {**update, "verdict": DRAINED}
+        return {**update, **ended(request, DRAINED)}
     if left is not None and left <= 0:
-        return {**update, "verdict": CEILING, "tasksCutShort": tasks.alive}
+        return {**update, **ended(request, OUT_OF_TIME), "tasksCutShort": tasks.alive}
     if request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
         return {**update, "verdict": HEARTBEAT}
     if tasks.standalone and _standalone_stop_due(request, settings, elapsed):
@@ -150,11 +199,11 @@ def _verdict(
 
 def after_throttling(
     request: DrainRequest,
-    progress: dict[str, Any],
+    progress: Progress,
     settings: Settings,
     now: datetime,
     jitter: float,
-) -> dict[str, Any]:
+) -> Progress:
     """ECS throttled the poll: no snapshot this time, so "not yet" rather than an error.
 
     The loop already runs until the ceiling; failing the step instead would, once the Task's
@@ -162,13 +211,13 @@ def after_throttling(
     The next wait is stretched by `jitter` (0–1) of an interval to spread the retries; the
     ceiling and heartbeats still apply.
     """
-    progress = {**progress, "throttledPolls": progress.get("throttledPolls", 0) + 1}
+    progress = {**progress, "throttledPolls": progress["throttledPolls"] + 1}
     elapsed = (now - parse_iso(progress["startedAt"])).total_seconds()
     left = seconds_left(request, now)
     interval = _poll_interval(request, progress, settings, elapsed)
     if left is not None and left <= 0:
         alive = (progress.get("tasks") or {}).get("alive", 0)
-        progress.update(verdict=CEILING, tasksCutShort=alive)
+        progress.update(ended(request, OUT_OF_TIME), tasksCutShort=alive)
     elif request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
         progress["verdict"] = HEARTBEAT
     else:
@@ -180,7 +229,7 @@ def after_throttling(
 
 
 def _poll_interval(
-    request: DrainRequest, progress: dict[str, Any], settings: Settings, elapsed: float
+    request: DrainRequest, progress: Progress, settings: Settings, elapsed: float
 ) -> int:
     """Spot polls at its short fixed interval; other drains follow the back-off schedule."""
     if request.kind == SPOT:
@@ -190,11 +239,11 @@ def _poll_interval(
     return schedule_of(settings).next_interval(elapsed, previous)
 
 
-def _since_heartbeat(progress: dict[str, Any], now: datetime) -> float:
+def _since_heartbeat(progress: Progress | dict[str, Any], now: datetime) -> float:
     return (now - parse_iso(progress["lastHeartbeatAt"])).total_seconds()
 
 
-def _heartbeat_due(progress: dict[str, Any], settings: Settings, now: datetime) -> bool:
+def _heartbeat_due(progress: Progress, settings: Settings, now: datetime) -> bool:
     return _since_heartbeat(progress, now) >= settings.heartbeat_interval_seconds
 
 

@@ -48,7 +48,7 @@ def report(
             "dryRun": {"DataType": "String", "StringValue": str(summary["dryRun"]).lower()},
         },
     )
-    claim = state.get("claim") or {}
+    claim = (state.get("progress") or {}).get("claim") or {}
     if claim.get("key") and not claim.get("duplicate") and execution_arn:
         claims.release(config.claims_table, claim["key"], execution_arn, summary["outcome"])
     level = "ERROR" if summary["outcome"] == "failed" else "INFO"

@@ -24,20 +24,22 @@ SPOT_FINISH_MARGIN_SECONDS = 5  # the Spot branch ends this long before the inte
 # apply straggler policy", "Complete lifecycle action"). The margin lets each of them run one
 # attempt to its TimeoutSeconds (90 s) and retry once after its longest back-off
 # (MaxDelaySeconds, 60 s): 4 × (90 + 60). tests/test_heartbeat_schedule.py recomputes it from
-# statemachine/drainer.asl.json, so changing a Task's timeout or Retry there fails until this
-# follows. Every gap the schedule allows must stay below HeartbeatTimeout minus this margin.
+# statemachine/drainer.asl.json, so changing a Task's timeout or Retry (statemachine/build.py)
+# fails until this follows. Every gap the schedule allows must stay below HeartbeatTimeout minus
+# this margin.
 HEARTBEAT_MARGIN_SECONDS = 600
 HEARTBEATS_PER_TIMEOUT = 3
 
 # History events per step, as Step Functions writes them (Task 5, Wait 2, Choice 2).
 EVENTS_PER_POLL = 2 + 5 + 2  # Wait, poll Task, Choice
-EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, Choice
-# Execution started/succeeded, Resolve, its Route Choice, Start draining, Complete, Report, Succeed.
-EVENTS_FIXED = 1 + 5 + 2 + 5 + 5 + 5 + 2 + 1
+EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, "Check drain progress" after it
+# Execution started, Resolve, its Route Choice, Start draining, the Choice after it, Complete,
+# Report (the last state), execution succeeded.
+EVENTS_FIXED = 1 + 5 + 2 + 5 + 2 + 5 + 5 + 1
 EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
 TRANSITIONS_PER_POLL = 3
 TRANSITIONS_PER_HEARTBEAT = 2
-# Resolve (which claims the drain), Route, Start draining, Complete, Report, Drain finished.
+# Resolve (which claims the drain), Route, Start draining, Check drain progress, Complete, Report.
 TRANSITIONS_FIXED = 6
 TRANSITIONS_CEILING = 2
 HISTORY_EVENT_QUOTA = 25_000  # Step Functions hard quota per execution

@@ -121,3 +121,13 @@ def parse_or_salvage(
         return parse_event(event, test_source, now)
     except EventError as problem:
         return salvage(event, str(problem), now)
+
+
+def request_of(
+    document: Mapping[str, Any], execution_input: Any, test_source: str | None, now: datetime
+) -> DrainRequest:
+    """The rescue path's request: the document's, or, when a step failed before Resolve gave
+    it one, the raw event's (the execution input) parsed again."""
+    if isinstance(document.get("request"), dict):
+        return DrainRequest.from_state(document["request"])
+    return parse_or_salvage(execution_input, test_source, now)

@@ -41,3 +41,22 @@ def test_nothing_outside_tests_imports_tests() -> None:
         if _imports_tests(ast.parse(path.read_text(), str(path)))
     ]
     assert offenders == [], "the simulated world lives in simulated_aws/, the harness in sandbox/"
+
+
+LONGEST_MODULE_LINES = 600  # past this a module does more than one job: split it by job
+
+
+def test_no_python_file_is_longer_than_it_can_be_read() -> None:
+    modules = [
+        path
+        for path in ROOT.rglob("*.py")
+        if not NOT_PROJECT.difference({"tests"}) & set(path.relative_to(ROOT).parts)
+        and not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
+    ]
+    assert ROOT / "tests" / "conftest.py" in modules  # the walk sees the tests too
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in modules
+        if (lines := len(path.read_text().splitlines())) > LONGEST_MODULE_LINES
+    }
+    assert long == {}

@@ -20,12 +20,16 @@ HISTORY_PAGE = 1000  # get_execution_history's largest page
 FOLD_AT = 3  # this many quiet steps in a row fold into one line
 CAUSE_CHARACTERS = 300
 VERDICTS = {  # a poll's verdict, when it is news (a plain "wait" is not)
-    "drained": "every task stopped",
-    "gone": "the container instance left ECS",
     "ceiling": "maximum drain time reached",
     "heartbeat": "heartbeat due",
     "stop-standalone": "standalone tasks' grace over",
-    "action-ended": "the lifecycle action has ended",
+}
+ENDINGS = {  # how a step decided the drain ends (progress.ending, an outcome word)
+    "drained": "every task stopped",
+    "spot-drained": "every task stopped",
+    "instance-gone": "the container instance left ECS",
+    "spot-interrupted": "the Spot interruption came first",
+    "action-ended-externally": "the lifecycle action has ended",
 }
 EXECUTION_ENDS = {
     "ExecutionFailed": "executionFailedEventDetails",
@@ -149,7 +153,10 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             f"in cluster {target.get('cluster')} ({target.get('status')}, "
             f"{target.get('runningTasksCount')} tasks running)"
         )
-    notes += _claim_changes(_part(before, "claim"), _part(after, "claim"))
+    # The claim is part of the drain's progress (resolve or start_drain writes it).
+    notes += _claim_changes(
+        _part(_part(before, "progress"), "claim"), _part(_part(after, "progress"), "claim")
+    )
     notes += _progress_changes(_part(before, "progress"), _part(after, "progress"))
     completion = _part(after, "completion")
     if completion and completion != _part(before, "completion"):
@@ -200,6 +207,9 @@ def _progress_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str
     verdict = after.get("verdict")
     if verdict != before.get("verdict") and verdict in VERDICTS:
         notes.append(VERDICTS[verdict])
+    ending = after.get("ending")
+    if ending != before.get("ending") and ending in ENDINGS:
+        notes.append(ENDINGS[ending])
     for key, words in (
         ("heartbeats", "heartbeat {} recorded"),
         ("tasksStopped", "{} tasks stopped in all"),

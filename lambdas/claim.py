@@ -13,6 +13,7 @@ from drainer import log
 from drainer.claims import claim
 from drainer.clock import utcnow
 from drainer.parking import park, should_park
+from drainer.reporting import drain_started
 from drainer.request import DrainRequest
 from drainer.settings import settings
 
@@ -26,4 +27,6 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
     drain = (state.get("progress") or {}).get("drain")
     if not claimed["duplicate"] and should_park(request, drain):
         claimed["parked"] = park(table, request, state["target"], execution_arn)
+    if not claimed["duplicate"]:  # the Spot drain's start, after DRAINING (start_drain.py)
+        drain_started(state, execution_arn, settings(), utcnow())
     return {**state, "claim": claimed}

@@ -17,6 +17,7 @@ from drainer.claims import claim
 from drainer.clock import utcnow
 from drainer.ecs import InstanceGone, set_draining
 from drainer.parking import park, should_park
+from drainer.reporting import drain_started
 from drainer.request import ROUTE_REBALANCE_DRAIN, SPOT, DrainRequest
 from drainer.settings import Settings, settings
 from drainer.state import Progress, Target
@@ -47,9 +48,6 @@ def start_drain(
     except InstanceGone as gone:
         drain = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
     started: Progress = {**current, "drain": drain}
-    if request.route == ROUTE_REBALANCE_DRAIN:
-        # Rebalance policy "drain": ECS moves the tasks; the instance runs on until reclaimed.
-        return {**started, **progress.finished(outcome.REBALANCE_DRAINING)}
     if request.kind == SPOT:
         claimed = claim(config.claims_table, request, execution_arn, now)
         if claimed["duplicate"]:
@@ -57,4 +55,10 @@ def start_drain(
         if should_park(request, drain):
             claimed["parked"] = park(config.claims_table, request, target, execution_arn)
         started["claim"] = claimed
+    # The drain has begun: announced after DRAINING (and, on the Spot path, after its claim).
+    state = {"request": request.to_state(), "target": dict(target), "progress": started}
+    drain_started(state, execution_arn, config, now)
+    if request.route == ROUTE_REBALANCE_DRAIN:
+        # Rebalance policy "drain": ECS moves the tasks; the instance runs on until reclaimed.
+        return {**started, **progress.finished(outcome.REBALANCE_DRAINING)}
     return started

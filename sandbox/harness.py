@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from drainer import notices
 from sandbox import quotas
 from sandbox.deployed_roles import deployed_authorizer
 from sandbox.deployment import (
@@ -66,6 +67,7 @@ class Harness:
 
     def __post_init__(self) -> None:
         self._outcomes: list[dict[str, Any]] = []
+        self._notifications: list[dict[str, Any]] = []
 
     # --- set-up ------------------------------------------------------------------------
     def __enter__(self) -> Harness:
@@ -125,15 +127,23 @@ class Harness:
         return self.authorizer.denials if self.authorizer is not None else []
 
     def _subscribe_queue(self) -> str:
-        sqs = _client("sqs")
-        url = sqs.create_queue(QueueName="outcomes")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        """Every drain's outcome: a queue behind a rule on the drainer's own "ECS Drain
+        Finished" events, which carry every outcome (the topic only those notify_outcomes
+        names: notifications())."""
+        url, arn = _queue("outcomes")
+        events = _client("events")
+        events.put_rule(
+            Name="harness-drain-outcomes",
+            EventPattern=json.dumps(
+                {"source": [notices.EVENT_SOURCE], "detail-type": [notices.DRAIN_FINISHED]}
+            ),
+        )
+        events.put_targets(Rule="harness-drain-outcomes", Targets=[{"Id": "queue", "Arn": arn}])
+        self.notifications_queue, topic_queue = _queue("notifications")
         _client("sns").subscribe(
             TopicArn=self.topic_arn,
             Protocol="sqs",
-            Endpoint=arn,
+            Endpoint=topic_queue,
             Attributes={"RawMessageDelivery": "true"},
         )
         return url
@@ -168,7 +178,7 @@ class Harness:
         described = self.sfn.describe_execution(executionArn=arn)
         history = self.history(arn)
         output = json.loads(described["output"]) if described.get("output") else None
-        # A failed execution has no output: its outcome is in SNS (see outcomes()).
+        # A failed execution has no output: its outcome is in its event (see outcomes()).
         return {
             "status": described["status"],
             "output": output,
@@ -188,17 +198,14 @@ class Harness:
                 return events
 
     def outcomes(self) -> list[dict[str, Any]]:
-        """Every outcome published to SNS so far, in order."""
-        sqs = _client("sqs")
-        while True:
-            batch = sqs.receive_message(QueueUrl=self.outcomes_queue, MaxNumberOfMessages=10)
-            if not batch.get("Messages"):
-                return list(self._outcomes)
-            for message in batch["Messages"]:
-                self._outcomes.append(json.loads(message["Body"]))
-                sqs.delete_message(
-                    QueueUrl=self.outcomes_queue, ReceiptHandle=message["ReceiptHandle"]
-                )
+        """Every outcome put on the bus so far ("ECS Drain Finished" details), in order."""
+        self._outcomes += [json.loads(body)["detail"] for body in _drained(self.outcomes_queue)]
+        return list(self._outcomes)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every message published to the topic so far, in order."""
+        self._notifications += [json.loads(body) for body in _drained(self.notifications_queue)]
+        return list(self._notifications)
 
     def record(self) -> ScenarioRecord:
         """What a scenario measured: per execution, and for the world as a whole."""
@@ -234,6 +241,26 @@ class Harness:
             api_calls=self.world.api_call_counts(),
             tasks_killed=killed,
         )
+
+
+def _queue(name: str) -> tuple[str, str]:
+    """A new SQS queue's URL and ARN."""
+    sqs = _client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _drained(url: str) -> list[str]:
+    """The bodies of every message in the queue, which is left empty."""
+    sqs, bodies = _client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        for message in batch:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
 
 
 @dataclass

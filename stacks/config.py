@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from drainer.notices import DEFAULT_NOTIFY, STARTED, notify_problems
+from drainer.notices import EVENT_SOURCE as DRAIN_EVENT_SOURCE
 from drainer.schedule import (
     HEARTBEAT_MARGIN_SECONDS,
     HISTORY_EVENT_BUDGET,
@@ -41,30 +43,9 @@ from drainer.schedule import (
 from stacks import ROOT
 
 DEFAULT_CONFIG_FILE = ROOT / "drainer.toml"
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)  # CloudWatch Logs RetentionInDays values
+# CloudWatch Logs RetentionInDays values
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+LOG_RETENTION_DAYS += (2192, 2557, 2922, 3288, 3653)
 CLUSTER_NAME = r"^[A-Za-z0-9_-]{1,255}$"  # ECS CreateCluster: letters, numbers, - and _
 GROUP_NAME = r"^[^\x00-\x1f:]{1,255}$"  # Auto Scaling group names: 1–255, no ':' (ARN separator)
 HOOK_NAME = r"^[A-Za-z0-9\-_/]{1,255}$"  # PutLifecycleHook LifecycleHookName pattern
@@ -179,6 +160,9 @@ class DrainerConfig(BaseModel):
     notification_emails: list[Annotated[str, Field(pattern=EMAIL)]] = Field(
         default_factory=list, max_length=10
     )
+    # Which outcomes reach the topic (outcome names, tasks-cut-short, all, drain-started);
+    # the alarms always do. Every outcome is an EventBridge event whatever this says.
+    notify_outcomes: list[str] = Field(default_factory=lambda: list(DEFAULT_NOTIFY))
     lambda_architecture: Literal["arm64", "x86_64"] = "arm64"
     lambda_memory_mb: int = Field(256, ge=128, le=3008)
     metrics_namespace: str = Field("EcsDrainer", pattern=r"^[A-Za-z0-9._/#:\- ]{1,255}$")
@@ -188,6 +172,11 @@ class DrainerConfig(BaseModel):
     def _not_aws(cls, value: str | None) -> str | None:
         if value is not None and value.startswith("aws."):
             raise ValueError("must not start with 'aws.': AWS refuses such sources in PutEvents")
+        if value == DRAIN_EVENT_SOURCE:
+            raise ValueError(
+                f"{DRAIN_EVENT_SOURCE!r} is the source of the drainer's own drain events: choose "
+                "another, e.g. 'ecs-drainer.test'"
+            )
         return value or None
 
     @field_validator("lifecycle_hook_name")
@@ -201,6 +190,14 @@ class DrainerConfig(BaseModel):
                 "a name of your own, e.g. 'ecs-drainer' (both hooks then run side by side, "
                 'README "Alongside other drainers")'
             )
+        return value
+
+    @field_validator("notify_outcomes")
+    @classmethod
+    def _notifiable(cls, value: list[str]) -> list[str]:
+        problems = notify_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("log_retention_days")
@@ -371,6 +368,11 @@ class DrainerConfig(BaseModel):
         )
 
     @property
+    def notifies_drain_started(self) -> bool:
+        """The functions that set a drain going publish its started notice to the topic."""
+        return STARTED in self.notify_outcomes
+
+    @property
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
             self.poll_interval_seconds,
@@ -402,6 +404,7 @@ class DrainerConfig(BaseModel):
             "dry_run",
             "test_event_source",
             "metrics_namespace",
+            "notify_outcomes",
         )
         values = {key: getattr(self, key) for key in keys}
         values.update(claims_table=claims_table, outcome_topic_arn=outcome_topic_arn)

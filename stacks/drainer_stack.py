@@ -31,7 +31,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks import LAMBDA_DIR, permissions
+from stacks import LAMBDA_DIR, observability, permissions
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
 from stacks.definition import DEFINITION_FILE, substitutions
 from stacks.event_patterns import (
@@ -135,7 +135,7 @@ class DrainerStack(Stack):
         self.rescue_function = self._function(RESCUE_FUNCTION, code, settings, retention)
         self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
 
-        machine_logs = logs.LogGroup(
+        self.machine_logs = machine_logs = logs.LogGroup(
             self, "StateMachineLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
         )
         self.state_machine = sfn.StateMachine(
@@ -161,13 +161,13 @@ class DrainerStack(Stack):
         self.targets = permissions.Resources(
             self, config, self.claims, self.topic, self.state_machine
         )
-        deployed = {
+        self.all_functions = {
             **self.functions,
             RESCUE_FUNCTION.name: self.rescue_function,
             REACTIVATE_FUNCTION.name: self.reactivate_function,
         }
         for declaration in ALL_FUNCTIONS:
-            permissions.grant(self.targets, declaration, deployed[declaration.name])
+            permissions.grant(self.targets, declaration, self.all_functions[declaration.name])
 
         self.dead_letters = sqs.Queue(
             self,
@@ -250,6 +250,8 @@ class DrainerStack(Stack):
                 )
 
         self._alarms()
+        # The dashboard, saved queries and the outputs an on-call engineer starts from.
+        self.dashboard = observability.build(self)
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         CfnOutput(self, "OutcomeTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "TestEventSource", value=config.test_event_source or "(disabled)")

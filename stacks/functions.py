@@ -34,6 +34,7 @@ class On(Enum):
     CLAIMS_TABLE = "the claims table"
     OUTCOME_TOPIC = "the outcome topic (and the KMS key that encrypts it)"
     OWN_EXECUTIONS = "this state machine's executions"
+    DRAIN_EVENTS = "the default event bus, for the drainer's own source only"
     ANYTHING = "*"
 
 
@@ -60,8 +61,8 @@ WILDCARD_REASONS: dict[On, str] = {
 @dataclass(frozen=True)
 class Grant:
     """Some actions on one kind of resource. `why` is required on `*` (it becomes the cdk-nag
-    acknowledgment). `only_if` names a configuration setting: the grant exists only when that
-    setting is set (truthy)."""
+    acknowledgment). `only_if` names a configuration setting (or a property of the configuration):
+    the grant exists only when it is set (truthy)."""
 
     actions: tuple[str, ...]
     on: On
@@ -116,6 +117,10 @@ TASK_READS = (
 )
 # Resolve claims lifecycle and rebalance drains; StartDrain claims (and parks) Spot drains.
 CLAIM_WRITES = allow("dynamodb:PutItem", "dynamodb:GetItem", on=On.CLAIMS_TABLE)
+# The drainer's own "ECS Drain Started/Finished" events (drainer/notices.py), and the optional
+# drain-started notice on the topic.
+PUT_DRAIN_EVENTS = allow("events:PutEvents", on=On.DRAIN_EVENTS)
+STARTED_NOTICE = allow("sns:Publish", on=On.OUTCOME_TOPIC, only_if="notifies_drain_started")
 DESCRIBE_AUTO_SCALING_INSTANCES = allow(
     "autoscaling:DescribeAutoScalingInstances",
     on=On.ANYTHING,
@@ -149,6 +154,8 @@ FUNCTIONS: tuple[Function, ...] = (
         grants=(
             allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
             CLAIM_WRITES,
+            PUT_DRAIN_EVENTS,
+            STARTED_NOTICE,
         ),
     ),
     Function(
@@ -191,6 +198,7 @@ FUNCTIONS: tuple[Function, ...] = (
         grants=(
             allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE),  # releases the claim
             allow("sns:Publish", on=On.OUTCOME_TOPIC),
+            PUT_DRAIN_EVENTS,
         ),
     ),
 )
@@ -211,6 +219,7 @@ RESCUE_FUNCTION = Function(
         # GetItem: a failed duplicate leaves the action to the claim's owner.
         allow("dynamodb:GetItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
         allow("sns:Publish", on=On.OUTCOME_TOPIC),
+        PUT_DRAIN_EVENTS,
     ),
     # It may wait up to rescue_grace_seconds (at most 300) before completing, as the state
     # machine's rescue path does, then complete and report: 2 minutes to spare.

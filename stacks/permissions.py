@@ -15,6 +15,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 
+from drainer.notices import EVENT_SOURCE
 from stacks.config import DrainerConfig
 from stacks.functions import Function, On
 
@@ -64,6 +65,9 @@ class Resources:
             return [self.claims.table_arn]
         if kind is On.OUTCOME_TOPIC:
             return [self.topic.topic_arn]
+        if kind is On.DRAIN_EVENTS:
+            bus = stack.format_arn(service="events", resource="event-bus", resource_name="default")
+            return [bus]
         if kind is On.OWN_EXECUTIONS:
             return [
                 stack.format_arn(
@@ -75,6 +79,13 @@ class Resources:
             ]
         return ["*"]
 
+
+# PutEvents takes the events:source condition key (Service Authorization Reference, Amazon
+# EventBridge): the functions may put the drainer's own events only, never one a rule of this
+# or any other stack takes for AWS's (and AWS refuses `aws.*` sources anyway).
+CONDITIONS: dict[On, dict[str, Any]] = {
+    On.DRAIN_EVENTS: {"StringEquals": {"events:source": EVENT_SOURCE}},
+}
 
 _ECS_KINDS = {
     On.CONTAINER_INSTANCES: "container-instance",
@@ -91,7 +102,9 @@ def grant(resources: Resources, declaration: Function, function: lambda_.Functio
         else:
             function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=list(declared.actions), resources=resources.arns(declared.on)
+                    actions=list(declared.actions),
+                    resources=resources.arns(declared.on),
+                    conditions=CONDITIONS.get(declared.on),
                 )
             )
     for finding, reason in wildcard_findings(resources, declaration).items():

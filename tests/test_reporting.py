@@ -17,7 +17,7 @@ from drainer.reporting import report
 from drainer.settings import settings
 from sandbox.harness import REGION, Harness
 from tests.test_logging import log_lines
-from tests.worlds import GROUP, drain_world, with_settings
+from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 
 def _attribute_queue(topic_arn: str) -> str:
@@ -49,14 +49,16 @@ def _published(url: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
 
 
 def _drain(config, capsys) -> tuple[dict[str, Any], dict[str, str], list[dict[str, Any]]]:
-    """One lifecycle drain: its SNS message, the message's attributes, its metric lines."""
+    """One lifecycle drain, every outcome notified: its SNS message, the message's attributes,
+    its outcome's metric line."""
+    config = with_settings(config, notify_outcomes=["all"])
     world, (victim,) = drain_world(config)
     with Harness(world, config) as harness:
         url = _attribute_queue(harness.topic_arn)
         world.asg.scale_in(GROUP, victim)
         harness.run()
         ((message, attributes),) = _published(url)
-    metrics = [line for line in log_lines(capsys.readouterr().out) if "_aws" in line]
+    metrics = [line for line in log_lines(capsys.readouterr().out) if "Drains" in line]
     return message, attributes, metrics
 
 
@@ -74,7 +76,7 @@ def test_a_dry_run_is_marked_in_metrics_sns_and_outcome_text(config, capsys):
     assert message["outcome"] == "drained"
     assert message["dryRun"] is True
     assert message["meaning"].startswith("DRY RUN")
-    assert attributes == {"outcome": "drained", "dryRun": "true"}
+    assert (attributes["outcome"], attributes["dryRun"]) == ("drained", "true")
     # Every metric a dry run counts in carries DryRun: none is one a real drain counts in.
     assert all("DryRun" in dimensions for dimensions in _dimension_sets(metric))
     assert metric["DryRun"] == "true"
@@ -85,16 +87,30 @@ def test_a_real_drain_keeps_its_metrics(config, capsys):
 
     assert (message["outcome"], message["dryRun"]) == ("drained", False)
     assert "DRY RUN" not in message["meaning"]
-    assert attributes == {"outcome": "drained", "dryRun": "false"}
-    # Unchanged: dashboards and alarms on Drains by Outcome count real drains only.
-    assert _dimension_sets(metric) == [["Outcome"], ["Kind", "Outcome"]]
+    assert attributes == {
+        "outcome": "drained",
+        "kind": "lifecycle",
+        "cluster": CLUSTER,
+        "autoScalingGroup": GROUP,
+        "dryRun": "false",
+    }
+    # Dashboards and alarms on Drains by Outcome count real drains only; per cluster and group,
+    # the counts worth comparing (each combination is a billed custom metric).
+    assert _dimension_sets(metric) == [
+        ["Outcome"],
+        ["Kind", "Outcome"],
+        ["Cluster"],
+        ["AutoScalingGroup"],
+    ]
+    assert (metric["Cluster"], metric["AutoScalingGroup"]) == (CLUSTER, GROUP)
+    assert (metric["Heartbeats"], metric["ThrottledPolls"]) == (0, 0)
     assert "DryRun" not in metric
 
 
 def test_a_rescued_dry_run_is_still_a_dry_run(config, capsys):
     """The rescue function rebuilds the request from the raw event, which knows no mode."""
     world, (victim,) = drain_world(config)
-    dry = with_settings(config, dry_run=True)
+    dry = with_settings(config, dry_run=True, notify_outcomes=["all"])
     with Harness(world, dry) as harness:
         url = _attribute_queue(harness.topic_arn)
         action = world.asg.scale_in(GROUP, victim)
@@ -102,7 +118,7 @@ def test_a_rescued_dry_run_is_still_a_dry_run(config, capsys):
         state = {"request": request.to_state(), "error": {"Error": "ExecutionAborted"}}
         summary = report(state, "arn:aws:states:::execution:x", settings(), utcnow())
         ((_, attributes),) = _published(url)
-    (metric,) = [line for line in log_lines(capsys.readouterr().out) if "_aws" in line]
+    (metric,) = [line for line in log_lines(capsys.readouterr().out) if "Drains" in line]
     assert (summary["outcome"], summary["dryRun"]) == ("failed", True)
     assert attributes["dryRun"] == "true"
     assert metric["DryRun"] == "true"

@@ -38,6 +38,7 @@ class Settings:
     claims_table: str
     outcome_topic_arn: str
     metrics_namespace: str
+    notify_outcomes: tuple[str, ...]
 
     @property
     def heartbeat_interval_seconds(self) -> int:
@@ -53,7 +54,7 @@ class Settings:
     @classmethod
     def from_json(cls, text: str) -> Settings:
         raw = json.loads(text)
-        for key in ("cluster_names", "auto_scaling_group_names"):
+        for key in ("cluster_names", "auto_scaling_group_names", "notify_outcomes"):
             raw[key] = tuple(raw[key])
         return cls(**raw)
 

@@ -57,6 +57,7 @@ IAM_PREFIX = {
     "kms": "kms",
     "cloudwatch": "cloudwatch",
     "ec2": "ec2",
+    "events": "events",
 }
 
 
@@ -230,6 +231,20 @@ def _put_metric_data(place: Place, params: Mapping[str, Any]) -> list[Touch]:
     ]
 
 
+def _put_events(place: Place, params: Mapping[str, Any]) -> list[Touch]:
+    """One authorization per entry, on the bus it names (the default bus when none, by name or
+    ARN), with the entry's source and detail-type as the events: condition keys."""
+    touches = []
+    for entry in params["Entries"]:
+        bus = entry.get("EventBusName") or "default"
+        context = {"events:source": entry["Source"], "events:detail-type": entry["DetailType"]}
+        if bus.startswith("arn:"):
+            touches.append(touch(place, "events:PutEvents", arn=bus, context=context))
+        else:
+            touches.append(touch(place, "events:PutEvents", context=context, EventBusName=bus))
+    return touches
+
+
 CallMapping = Callable[[Place, Mapping[str, Any]], list[Touch]]
 
 # (botocore service name, operation) -> the authorizations the call needs
@@ -263,6 +278,7 @@ CALLS: dict[tuple[str, str], CallMapping] = {
     ("stepfunctions", "GetExecutionHistory"): _on_execution("states:GetExecutionHistory"),
     ("stepfunctions", "DescribeExecution"): _on_execution("states:DescribeExecution"),
     ("cloudwatch", "PutMetricData"): _put_metric_data,
+    ("events", "PutEvents"): _put_events,
 }
 
 

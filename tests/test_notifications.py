@@ -225,12 +225,13 @@ def test_a_spot_drain_that_cut_tasks_short_is_notified_and_announced_after_drain
             if "stateEnteredEventDetails" in event
         ]
 
-    # Nothing new stands before DRAINING on the two-minute path: the start is told by the claim.
+    # Nothing new stands before DRAINING on the two-minute path: "Start draining" sets DRAINING,
+    # then claims the drain, then tells of its start, all in the one step.
     assert states[:4] == [
         "Resolve drain request",
         "Route by event kind",
-        "Spot: start draining",
-        "Spot: claim",
+        "Start draining",
+        "Check drain progress",
     ]
     assert started["detail"]["kind"] == "spot"
     assert finished["detail"]["outcome"] == "spot-interrupted"

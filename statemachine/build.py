@@ -2,10 +2,10 @@
 
     python -m statemachine.build     # or: make statemachine
 
-The written file is what the stack deploys and Workflow Studio opens; tests/test_definition_file.py
-fails when it differs from what this module writes. Retry and Catch are defined once here, each
-kind of Task has one helper, and every Choice string is a constant the handlers use (routes
-from drainer/request.py, verdicts from drainer/progress.py).
+The written file is what the stack deploys and Workflow Studio opens;
+tests/unit/test_definition_file.py fails when it differs from what this module writes. Retry and
+Catch are defined once here, each kind of Task has one helper, and every Choice string is a
+constant the handlers use (routes from drainer/request.py, verdicts from drainer/progress.py).
 """
 
 from __future__ import annotations

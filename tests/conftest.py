@@ -43,7 +43,7 @@ def _fresh_clients():
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print what each drain scenario measured (every scenario records its costs)."""
-    scenarios = sys.modules.get("tests.test_scenarios")
+    scenarios = sys.modules.get("tests.state_machine.test_scenarios")
     records = getattr(scenarios, "RECORDS", {})
     if not records:
         return

@@ -1,8 +1,8 @@
 """Draw the state machine from the ASL file as a Mermaid flowchart, into the README.
 
 `make diagram` rewrites the block between the README's state-machine markers (GitHub renders
-Mermaid as a picture) and docs/state-machine.mmd; tests/test_docs.py fails when the README is out
-of date.
+Mermaid as a picture) and docs/state-machine.mmd; tests/project/test_docs.py fails when the README
+is out of date.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ SPOT_FINISH_MARGIN_SECONDS = 5  # the Spot branch ends this long before the inte
 # standalone tasks", the next poll, "Record heartbeat"; at the ceiling: the poll, "Ceiling:
 # apply straggler policy", "Complete lifecycle action"). The margin lets each of them run one
 # attempt to its TimeoutSeconds (90 s) and retry once after its longest back-off
-# (MaxDelaySeconds, 60 s): 4 × (90 + 60). tests/test_heartbeat_schedule.py recomputes it from
+# (MaxDelaySeconds, 60 s): 4 × (90 + 60). tests/unit/test_heartbeat_schedule.py recomputes it from
 # statemachine/drainer.asl.json, so changing a Task's timeout or Retry (statemachine/build.py)
 # fails until this follows. Every gap the schedule allows must stay below HeartbeatTimeout minus
 # this margin.

@@ -15,8 +15,8 @@ from sandbox.harness import Harness
 from stacks.config import load_config, validate
 from stacks.functions import ALL_FUNCTIONS
 from tests.conftest import ROOT
-from tests.test_logging import log_lines
-from tests.test_stack import synth
+from tests.state_machine.test_logging import log_lines
+from tests.template.synthesis import synth
 from tests.worlds import GROUP, drain_world, with_settings
 
 CLUSTERS, GROUPS = ["prod-a", "prod-b"], ["asg-a", "asg-b"]

@@ -24,9 +24,10 @@ from stacks.config import DrainerConfig
 from stacks.definition import REACTIVATE_FUNCTION
 from stacks.event_patterns import instance_return_pattern
 from tests.conftest import install_settings
-from tests.reliability.test_template import CLUSTERS, as_list, render, role_names
-from tests.reliability.test_template import synthesized as synthesized
 from tests.steps import ARN, step
+from tests.template.synthesis import as_list
+from tests.template.test_least_privilege import CLUSTERS, render, role_names
+from tests.template.test_least_privilege import synthesized as synthesized
 from tests.worlds import CLUSTER, GROUP, drain_world, world_for
 
 

@@ -16,7 +16,7 @@ import rescue_execution
 
 from drainer import log
 from sandbox.harness import Harness
-from tests.test_rescue import status_change
+from tests.reliability.test_failed_and_duplicate_executions import status_change
 from tests.worlds import CLUSTER, GROUP, world_for
 
 

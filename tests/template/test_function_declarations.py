@@ -7,7 +7,7 @@ import pytest
 from stacks.config import DrainerConfig, load_config, validate
 from stacks.functions import ALL_FUNCTIONS, On, allow
 from tests.conftest import ROOT
-from tests.test_stack import synth
+from tests.template.synthesis import synth
 
 # What every function's role gets besides its grants: writing its own log group.
 LOG_WRITES = {"logs:CreateLogStream", "logs:PutLogEvents"}

@@ -1,14 +1,17 @@
-"""Configuration: defaults valid, every kind of bad value named with its field and range."""
+"""Configuration: defaults valid, every kind of bad value named with its field and range; a value of
+the wrong type is refused (never coerced), and every cross-field rule names the fields it joins."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from drainer.schedule import HISTORY_EVENT_QUOTA, drain_cost
 from stacks.config import ConfigError, DrainerConfig, environment_bytes, load_config, validate
 from tests.conftest import ROOT
+from tests.reliability import tally
 
 
 def test_shipped_file_is_valid_and_fits_the_history_quota(config: DrainerConfig):
@@ -332,3 +335,168 @@ def test_the_readme_example_is_what_synth_prints(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as raised:
         load_config("drainer.toml")
     assert f"ecs-drainer: {raised.value}" == printed.rstrip("\n")
+
+
+# --- Every field, every cross-field rule: the message names what to fix ---------------------------
+
+# field -> (an invalid value, what the message must say about the allowed values)
+INVALID: dict[str, tuple[Any, str]] = {
+    "stack_name": ("1-starts-with-a-digit", "^[A-Za-z][A-Za-z0-9-]{0,63}$"),
+    "cluster_names": (["prod", "bad name!"], "^[A-Za-z0-9_-]{1,255}$"),
+    "auto_scaling_group_names": (["asg:with-colon"], "{1,255}$"),
+    "manage_lifecycle_hooks": ("sometimes", "valid boolean"),
+    "lifecycle_hook_name": ("hook name with spaces", "^[A-Za-z0-9\\-_/]{1,255}$"),
+    "heartbeat_timeout_seconds": (29, "allowed: 30 to 7200"),
+    "max_drain_seconds": (59, "allowed: 60 to 172800"),
+    "poll_interval_seconds": (4, "allowed: 5 to 300"),
+    "max_poll_interval_seconds": (901, "allowed: 5 to 900"),
+    "backoff_after_seconds": (-1, "allowed: 0 to 172800"),
+    "backoff_rate": (3.5, "allowed: 1.0 to 3.0"),
+    "spot_poll_interval_seconds": (31, "allowed: 1 to 30"),
+    "rebalance_policy": ("panic", "'ignore', 'drain' or 'replace'"),
+    "standalone_task_policy": ("kill", "'wait' or 'stop'"),
+    "standalone_task_grace_seconds": (172_801, "allowed: 0 to 172800"),
+    "daemon_task_grace_seconds": (3601, "allowed: 0 to 3600"),
+    "straggler_policy": ("sigkill", "'stop-tasks' or 'leave-running'"),
+    "straggler_stop_wait_seconds": (121, "allowed: 0 to 120"),
+    "rescue_grace_seconds": (301, "allowed: 0 to 300"),
+    "dry_run": ("perhaps", "valid boolean"),
+    "test_event_source": ("aws.autoscaling", "must not start with 'aws.'"),
+    "log_retention_days": (2, "1, 3, 5, 7, 14, 30"),
+    "notification_emails": (["ops@example.com", "not-an-address"], "@"),
+    "notify_outcomes": (["failed", "drainned"], "'drainned' is neither an outcome"),
+    "lambda_architecture": ("sparc", "'arm64' or 'x86_64'"),
+    "lambda_memory_mb": (127, "allowed: 128 to 3008"),
+    "metrics_namespace": ("bad\nnamespace", "{1,255}$"),
+}
+
+# field -> a value of the wrong type, as a TOML file can give it; strict validation refuses it.
+WRONG_TYPE: dict[str, Any] = {
+    "stack_name": 42,
+    "cluster_names": "prod",
+    "auto_scaling_group_names": "prod-asg",
+    "manage_lifecycle_hooks": "true",
+    "lifecycle_hook_name": 7,
+    "heartbeat_timeout_seconds": "900",
+    "max_drain_seconds": 3600.0,
+    "poll_interval_seconds": "30",
+    "max_poll_interval_seconds": 300.5,
+    "backoff_after_seconds": True,
+    "backoff_rate": "1.5",
+    "spot_poll_interval_seconds": "5",
+    "rebalance_policy": 1,
+    "standalone_task_policy": True,
+    "standalone_task_grace_seconds": "600",
+    "daemon_task_grace_seconds": "120",
+    "straggler_policy": 0,
+    "straggler_stop_wait_seconds": "30",
+    "rescue_grace_seconds": "180",
+    "dry_run": "yes",
+    "test_event_source": 1,
+    "log_retention_days": "30",
+    "notification_emails": "ops@example.com",
+    "notify_outcomes": "failed",
+    "lambda_architecture": 64,
+    "lambda_memory_mb": "256",
+    "metrics_namespace": 3,
+}
+
+# Cross-field rules: changes, then what the message must name.
+CROSS_FIELD: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "ceiling beyond the hook's global timeout": (
+        {"heartbeat_timeout_seconds": 600},
+        ["max_drain_seconds=172800", "heartbeat_timeout_seconds=600", "60000", "≥ 1728"],
+    ),
+    "first poll interval above the back-off ceiling": (
+        {"poll_interval_seconds": 300, "max_poll_interval_seconds": 120},
+        ["poll_interval_seconds=300", "max_poll_interval_seconds=120", "≤ the maximum"],
+    ),
+    "polls too far apart for the heartbeats": (
+        {"heartbeat_timeout_seconds": 1800, "max_poll_interval_seconds": 700},
+        ["max_poll_interval_seconds=700", "heartbeat_timeout_seconds", "≤ 600"],
+    ),
+    "standalone grace as long as the ceiling": (
+        {
+            "standalone_task_policy": "stop",
+            "standalone_task_grace_seconds": 3600,
+            "max_drain_seconds": 3600,
+        },
+        ["standalone_task_grace_seconds=3600", "max_drain_seconds=3600", "never end", "below 3600"],
+    ),
+    "daemon grace beyond the ceiling": (
+        {"daemon_task_grace_seconds": 600, "max_drain_seconds": 300},
+        ["daemon_task_grace_seconds=600", "max_drain_seconds=300", "below 300"],
+    ),
+    "settings beyond Lambda's 4 KB of environment variables": (
+        {
+            "cluster_names": [f"cluster-{index:02d}".ljust(150, "x") for index in range(20)],
+            "auto_scaling_group_names": [f"group-{index:02d}" for index in range(20)],
+        },
+        ["4 KB (4096 bytes)", "cluster_names and auto_scaling_group_names (40 names", "shorten"],
+    ),
+    "drain history beyond the quota": (
+        {"poll_interval_seconds": 5, "backoff_after_seconds": 172_800},
+        ["max_drain_seconds=172800", "history events", "budget 20000"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def valid() -> dict[str, Any]:
+    from stacks.config import load_config
+
+    return load_config(ROOT / "drainer.toml").model_dump()
+
+
+def test_every_field_has_an_invalid_case() -> None:
+    """A new setting without a case here fails this test: the table stays complete."""
+    assert set(INVALID) == set(DrainerConfig.model_fields)
+    assert set(WRONG_TYPE) == set(DrainerConfig.model_fields)
+
+
+@pytest.mark.parametrize("field", sorted(DrainerConfig.model_fields))
+def test_a_wrong_type_is_refused_not_coerced(valid: dict[str, Any], field: str) -> None:
+    value = WRONG_TYPE[field]
+    with pytest.raises(ConfigError) as raised:
+        validate({**valid, field: value}, "bad.toml")
+    message = str(raised.value)
+    tally.case("invalid configurations")
+    (problem,) = message.splitlines()[1:]
+    assert problem.lstrip(" -").startswith(f"{field} = {value!r}: "), problem
+    assert "Input should be" in problem, problem
+
+
+@pytest.mark.parametrize("field", sorted(DrainerConfig.model_fields))
+def test_every_invalid_field_names_field_value_and_range(valid: dict[str, Any], field: str) -> None:
+    value, allowed = INVALID[field]
+    with pytest.raises(ConfigError) as raised:
+        validate({**valid, field: value}, "bad.toml")
+    message = str(raised.value)
+    tally.case("invalid configurations")
+    assert message.startswith("bad.toml: invalid configuration (1 problem(s)):")
+    (problem,) = message.splitlines()[1:]
+    assert problem.lstrip(" -").startswith(field), problem
+    shown = value[-1] if isinstance(value, list) else value
+    assert repr(shown) in problem, problem
+    assert allowed in problem, problem
+
+
+@pytest.mark.parametrize("rule", sorted(CROSS_FIELD))
+def test_cross_field_rule_names_fields_values_and_bound(valid: dict[str, Any], rule: str) -> None:
+    changes, expected = CROSS_FIELD[rule]
+    with pytest.raises(ConfigError) as raised:
+        validate({**valid, **changes}, "bad.toml")
+    message = str(raised.value)
+    tally.case("invalid configurations")
+    for fragment in expected:
+        assert fragment in message, (fragment, message)
+
+
+def test_invalid_and_unknown_fields_are_named_at_once(valid: dict[str, Any]) -> None:
+    bad = {**valid, **{field: INVALID[field][0] for field in ("poll_interval_seconds", "dry_run")}}
+    with pytest.raises(ConfigError) as raised:
+        validate({**bad, "poll_intervall_seconds": 30}, "bad.toml")
+    message = str(raised.value)
+    assert "(3 problem(s))" in message
+    for field in ("poll_interval_seconds = 4", "dry_run = 'perhaps'", "poll_intervall_seconds"):
+        assert field in message

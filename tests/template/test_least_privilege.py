@@ -1,4 +1,6 @@
-"""Least privilege and operations, on the synthesized template (cdk-nag AwsSolutions on).
+"""Least privilege, on the synthesized template (cdk-nag AwsSolutions on): every mutating permission
+scoped, no wildcard, forged sources matched by no rule, who may publish, invoke and assume, and
+every policy within IAM's size quotas.
 
 Synthesized once with two clusters, two groups and the test-event source switched off.
 """
@@ -24,7 +26,7 @@ from stacks.definition import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
 from stacks.functions import On
 from tests.conftest import ROOT
-from tests.test_stack import synth
+from tests.template.synthesis import as_list, synth
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 CLUSTERS, GROUPS = ("prod-a", "prod-b"), ("asg-a", "asg-b")
@@ -76,10 +78,6 @@ def render(value: Any) -> str:
     if value == {"Ref": "AWS::Partition"}:
         return "aws"
     return f"<{json.dumps(value, sort_keys=True)}>"
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -149,6 +147,48 @@ def test_every_mutating_permission_is_scoped_to_the_configured_clusters_and_grou
     assert held == {action: roles for action, (_, roles) in MUTATING.items()}
 
 
+def policy_statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every statement of the stack's IAM policies (AWS::IAM::Policy resources only)."""
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            yield from resource["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_mutating_permissions_name_a_configured_cluster_or_group_never_star(synthesized):
+    _, _, template = synthesized
+    seen = set()
+    for statement in policy_statements(template):
+        actions = set(as_list(statement["Action"]))
+        mutating = actions & set(MUTATING)
+        if not mutating:
+            continue
+        seen |= mutating
+        resources = [json.dumps(resource) for resource in as_list(statement["Resource"])]
+        assert '"*"' not in resources, f"{mutating} granted on *"
+        for resource in resources:
+            if mutating & {"ecs:UpdateContainerInstancesState", "ecs:StopTask"}:
+                assert "prod-a/*" in resource or "prod-b/*" in resource, resource
+            else:
+                assert (
+                    "autoScalingGroupName/asg-a" in resource
+                    or "autoScalingGroupName/asg-b" in resource
+                ), resource
+    assert seen == set(MUTATING)
+
+
+def test_cdk_nag_fails_synthesis_on_a_wildcard_resource(synthesized):
+    # The module fixture synthesized with the AwsSolutions pack; this proves the check bites.
+    config, _, _ = synthesized
+
+    def grant_star(stack):
+        stack.functions["StopTasks"].add_to_role_policy(
+            iam.PolicyStatement(actions=["ecs:StopTask"], resources=["*"])
+        )
+
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*IAM5\[Resource::\*\]"):
+        synth(config, tamper=grant_star)
+
+
 def test_no_statement_grants_a_wildcard_over_a_mutating_action(
     synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
 ) -> None:
@@ -215,66 +255,6 @@ def test_cdk_nag_fails_synthesis_on_a_wildcard_action(
 
     with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*IAM5\[Action::autoscaling:\*\]"):
         synth(config, tamper=grant_all_autoscaling)
-
-
-def test_failed_drains_and_undelivered_events_raise_an_alarm_on_the_topic(
-    synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
-) -> None:
-    _, stack, template = synthesized
-    resources = template["Resources"]
-
-    def ref(construct: Any) -> dict[str, str]:
-        return {"Ref": stack.resolve(stack.get_logical_id(construct.node.default_child))}
-
-    machine, topic = ref(stack.state_machine), ref(stack.topic)
-    queue_id = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
-    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"].endswith("Alarm")}
-    failed = alarms[stack.resolve(stack.get_logical_id(stack.failed_alarm.node.default_child))]
-    watched = {
-        query["MetricStat"]["Metric"]["MetricName"]: query["MetricStat"]
-        for query in failed["Metrics"]
-        if "MetricStat" in query
-    }
-    assert set(watched) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
-    for stat in watched.values():
-        assert stat["Metric"]["Namespace"] == "AWS/States"
-        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
-        assert stat["Stat"] == "Sum"
-    (expression,) = [q for q in failed["Metrics"] if "Expression" in q]
-    assert expression["ReturnData"] is True
-    assert set(expression["Expression"].replace("+", " ").split()) == {
-        q["Id"] for q in failed["Metrics"] if "MetricStat" in q
-    }
-    assert (failed["Threshold"], failed["ComparisonOperator"]) == (
-        1,
-        "GreaterThanOrEqualToThreshold",
-    )
-    undelivered = alarms[
-        stack.resolve(stack.get_logical_id(stack.dead_letter_alarm.node.default_child))
-    ]
-    assert (undelivered["Namespace"], undelivered["MetricName"]) == (
-        "AWS/SQS",
-        "ApproximateNumberOfMessagesVisible",
-    )
-    assert undelivered["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
-    ]
-    assert undelivered["Threshold"] == 1
-    for alarm in (failed, undelivered):
-        assert alarm["AlarmActions"] == [topic]
-        assert alarm["TreatMissingData"] == "notBreaching"
-    # Every rule dead-letters into the watched queue.
-    for resource in resources.values():
-        if resource["Type"] == "AWS::Events::Rule":
-            (target,) = resource["Properties"]["Targets"]
-            assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
-    # CloudWatch may use the topic's key, or the encrypted topic would swallow the alarm.
-    (key,) = [r for r in resources.values() if r["Type"] == "AWS::KMS::Key"]
-    assert any(
-        statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
-        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(statement["Action"]))
-        for statement in key["Properties"]["KeyPolicy"]["Statement"]
-    )
 
 
 def resolved(value: Any) -> Any:

@@ -13,7 +13,7 @@ from drainer.parsers import parse_event, salvage
 from drainer.request import INVALID, LIFECYCLE, REBALANCE, SPOT, EventError
 
 # Copied verbatim from the AWS documentation (the pages: fixtures/aws-sample-events/README.md).
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "aws-sample-events"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "aws-sample-events"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TEST_SOURCE = "ecs-drainer.test"
 

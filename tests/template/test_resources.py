@@ -1,4 +1,5 @@
-"""The synthesized template: every resource the orchestrator needs, least privilege, cdk-nag."""
+"""The synthesized template: every resource the orchestrator needs, wired for operations (rules,
+state machine, functions, hooks, table, topic, alarms, logs), and cfn-lint finds no error."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_iam as iam
-from aws_cdk.assertions import Match, Template
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk.assertions import Match
 
 from stacks.config import load_config, validate
 from stacks.definition import (
@@ -21,39 +20,13 @@ from stacks.definition import (
     definition_text,
     placeholders,
 )
-from stacks.drainer_stack import DrainerStack
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
 )
 from tests.conftest import ROOT
-
-MUTATING = {
-    "ecs:UpdateContainerInstancesState",
-    "ecs:StopTask",
-    "autoscaling:CompleteLifecycleAction",
-    "autoscaling:RecordLifecycleActionHeartbeat",
-    "autoscaling:TerminateInstanceInAutoScalingGroup",
-}
-
-
-def synth(config, tamper=None):
-    """Synthesize with cdk-nag's AwsSolutions pack, as app.py does: an unacknowledged finding
-    fails synthesis."""
-    app = cdk.App()
-    stack = DrainerStack(
-        app,
-        config.stack_name,
-        config=config,
-        env=cdk.Environment(account="123456789012", region="us-east-1"),
-    )
-    if tamper:
-        tamper(stack)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    assembly = app.synth()
-    stack.assembly_directory = Path(assembly.directory)
-    return stack, Template.from_stack(stack)
+from tests.template.synthesis import as_list, synth
 
 
 @pytest.fixture(scope="module")
@@ -161,57 +134,64 @@ def test_operations_resources(synthesized):
     }
 
 
-def _statements(template):
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        yield from policy["Properties"]["PolicyDocument"]["Statement"]
+def test_failed_drains_and_undelivered_events_raise_an_alarm_on_the_topic(
+    synthesized,
+) -> None:
+    _, stack, assertions = synthesized
+    resources = assertions.to_json()["Resources"]
 
+    def ref(construct: Any) -> dict[str, str]:
+        return {"Ref": stack.resolve(stack.get_logical_id(construct.node.default_child))}
 
-def _as_list(value):
-    return value if isinstance(value, list) else [value]
-
-
-def test_mutating_permissions_are_scoped_to_configured_clusters_and_groups(synthesized):
-    _, _, template = synthesized
-    seen = set()
-    for statement in _statements(template):
-        actions = set(_as_list(statement["Action"]))
-        mutating = actions & MUTATING
-        if not mutating:
-            continue
-        seen |= mutating
-        resources = [json.dumps(resource) for resource in _as_list(statement["Resource"])]
-        assert '"*"' not in resources, f"{mutating} granted on *"
-        for resource in resources:
-            if mutating & {"ecs:UpdateContainerInstancesState", "ecs:StopTask"}:
-                assert "prod-a/*" in resource or "prod-b/*" in resource, resource
-            else:
-                assert (
-                    "autoScalingGroupName/asg-a" in resource
-                    or "autoScalingGroupName/asg-b" in resource
-                ), resource
-    assert seen == MUTATING
-
-
-def test_cdk_nag_reports_no_unacknowledged_findings(synthesized):
-    # The module fixture synthesized with the AwsSolutions pack; this proves the check bites.
-    config, _, _ = synthesized
-
-    def grant_star(stack):
-        stack.functions["StopTasks"].add_to_role_policy(
-            iam.PolicyStatement(actions=["ecs:StopTask"], resources=["*"])
-        )
-
-    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*IAM5\[Resource::\*\]"):
-        synth(config, tamper=grant_star)
-
-
-def test_test_event_source_can_be_switched_off():
-    config = validate({**load_config(ROOT / "drainer.toml").model_dump(), "test_event_source": ""})
-    _, template = synth(config)
-    for rule in template.find_resources("AWS::Events::Rule").values():
-        assert all(
-            source.startswith("aws.") for source in rule["Properties"]["EventPattern"]["source"]
-        )
+    machine, topic = ref(stack.state_machine), ref(stack.topic)
+    queue_id = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"].endswith("Alarm")}
+    failed = alarms[stack.resolve(stack.get_logical_id(stack.failed_alarm.node.default_child))]
+    watched = {
+        query["MetricStat"]["Metric"]["MetricName"]: query["MetricStat"]
+        for query in failed["Metrics"]
+        if "MetricStat" in query
+    }
+    assert set(watched) == {"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
+    for stat in watched.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+        assert stat["Stat"] == "Sum"
+    (expression,) = [q for q in failed["Metrics"] if "Expression" in q]
+    assert expression["ReturnData"] is True
+    assert set(expression["Expression"].replace("+", " ").split()) == {
+        q["Id"] for q in failed["Metrics"] if "MetricStat" in q
+    }
+    assert (failed["Threshold"], failed["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    undelivered = alarms[
+        stack.resolve(stack.get_logical_id(stack.dead_letter_alarm.node.default_child))
+    ]
+    assert (undelivered["Namespace"], undelivered["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert undelivered["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}
+    ]
+    assert undelivered["Threshold"] == 1
+    for alarm in (failed, undelivered):
+        assert alarm["AlarmActions"] == [topic]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # Every rule dead-letters into the watched queue.
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Events::Rule":
+            (target,) = resource["Properties"]["Targets"]
+            assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    # CloudWatch may use the topic's key, or the encrypted topic would swallow the alarm.
+    (key,) = [r for r in resources.values() if r["Type"] == "AWS::KMS::Key"]
+    assert any(
+        statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(as_list(statement["Action"]))
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+    )
 
 
 def test_cfn_lint_reports_no_errors(synthesized, tmp_path):

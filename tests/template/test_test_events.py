@@ -12,7 +12,7 @@ from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
 from sandbox.world_setup import demo_world, events_source, sandbox_config
 from stacks.config import load_config, validate
 from tests.conftest import ROOT
-from tests.test_stack import synth
+from tests.template.synthesis import synth
 
 TOML = ROOT / "drainer.toml"
 SWITCH_ON = re.compile(r'^# (test_event_source = "ecs-drainer\.test")$', re.MULTILINE)
@@ -66,3 +66,12 @@ def test_only_resolve_may_read_tags_and_only_with_test_events_on(source):
     assert grant["statement"]["Resource"] == "*"
     (role,) = grant["roles"]
     assert "Resolve" in json.dumps(role)
+
+
+def test_test_event_source_can_be_switched_off():
+    config = validate({**load_config(ROOT / "drainer.toml").model_dump(), "test_event_source": ""})
+    _, template = synth(config)
+    for rule in template.find_resources("AWS::Events::Rule").values():
+        assert all(
+            source.startswith("aws.") for source in rule["Properties"]["EventPattern"]["source"]
+        )

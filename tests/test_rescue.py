@@ -139,7 +139,8 @@ def test_a_failed_duplicate_leaves_the_action_to_the_drain_that_owns_it(config):
     world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
     with Harness(world, config) as harness:
         action = world.asg.scale_in(GROUP, victim)
-        world.call_later(20, lambda: harness.deliver(action.event))  # delivered again
+        # The same action in a second event (the same event again would start no execution).
+        world.call_later(20, lambda: harness.deliver({**action.event, "id": "second-event"}))
         world.clock.run_for(40, active=harness.running)
         owner, duplicate = (d.execution_arn for d in harness.deliveries)
         # As if the duplicate had been aborted, or its own rescue had failed.

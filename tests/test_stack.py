@@ -16,8 +16,6 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.config import load_config, validate
 from stacks.definition import (
     FUNCTIONS,
-    REACTIVATE_FUNCTION,
-    RESCUE_FUNCTION,
     definition_text,
     placeholders,
 )
@@ -27,6 +25,7 @@ from stacks.event_patterns import (
     execution_failure_pattern,
     instance_return_pattern,
 )
+from stacks.functions import ALL_FUNCTIONS
 from tests.conftest import ROOT
 
 MUTATING = {
@@ -117,7 +116,7 @@ def test_one_small_function_per_job(synthesized):
     config, _, template = synthesized
     functions = template.find_resources("AWS::Lambda::Function")
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        function.handler for function in (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
+        function.handler for function in ALL_FUNCTIONS
     )
     for function in functions.values():
         props = function["Properties"]
@@ -154,8 +153,8 @@ def test_operations_resources(synthesized):
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
     log_groups = template.find_resources("AWS::Logs::LogGroup")
-    # + the rescue and reactivate functions, + the state machine
-    assert len(log_groups) == len(FUNCTIONS) + 3
+    # every function's, + the state machine's
+    assert len(log_groups) == len(ALL_FUNCTIONS) + 1
     assert {g["Properties"]["RetentionInDays"] for g in log_groups.values()} == {
         config.log_retention_days
     }

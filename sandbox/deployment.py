@@ -176,7 +176,13 @@ def activate(deployment: Deployment) -> None:
 def running_executions() -> int:
     """How many executions moto is running (the clock driver's count of actors)."""
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
-    return sum(1 for execution in backend._get_executions() if execution.status == "RUNNING")
+    # An execution being started has no status yet: it counts as running (StartExecution now
+    # comes from the dispatch function's thread, while the clock driver counts).
+    return sum(
+        1
+        for execution in backend._get_executions()
+        if execution.exec_status is None or execution.status == "RUNNING"
+    )
 
 
 def _placeholder_zip() -> bytes:

@@ -36,6 +36,10 @@ def test_demo_drains_each_event_file_as_documented():
     (lifecycle,) = [view for view in result.drains if view.kind == "lifecycle"]
     assert lifecycle.heartbeats >= 1  # the drain outlasted heartbeat_timeout / 3
     assert all(view.status == "SUCCEEDED" for view in result.drains)
+    # Each drain is listed by its name, made from what it drains.
+    for view in result.drains:
+        assert view.name.startswith(f"{view.instance}-{view.kind}-"), view.name
+        assert view.name in log
     # PutEvents refuses aws.* sources as AWS does: the call succeeds, the entry fails.
     assert result.refused["FailedEntryCount"] == 1
     assert result.refused["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"

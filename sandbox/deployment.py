@@ -122,12 +122,7 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
     # The dispatch function learns the state machine as the stack's does: from its environment.
     lambdas.update_function_configuration(
         FunctionName=function_name(DISPATCH_FUNCTION),
-        Environment={
-            "Variables": {
-                "DRAINER_SETTINGS": values,
-                STATE_MACHINE_VARIABLE: state_machine_arn,
-            }
-        },
+        Environment={"Variables": {STATE_MACHINE_VARIABLE: state_machine_arn}},
     )
     rules = [
         Rule(name, pattern, arns[DISPATCH_FUNCTION.name], starts_drains=True)

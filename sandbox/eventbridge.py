@@ -94,6 +94,7 @@ class EventBridge:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._functions_running = 0
+        self._drains_starting = 0
 
     @property
     def in_flight(self) -> int:
@@ -104,6 +105,11 @@ class EventBridge:
         """Lambda targets invoked and not yet returned: actors of the virtual clock, like running
         executions (time may move only while each of them waits on the clock)."""
         return self._functions_running
+
+    @property
+    def drains_starting(self) -> int:
+        """Dispatch invocations not yet returned: a drain whose execution is being started."""
+        return self._drains_starting
 
     # --- PutEvents -------------------------------------------------------------------------
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -177,9 +183,11 @@ class EventBridge:
         """`InvocationType=Event` as AWS runs it: the bus does not wait for the function, and
         time goes on while it runs (the rescue function waits a grace for ECS on this clock).
         The invocation counts as in flight until it returns."""
+        starting = 1 if rule.starts_drains else 0
         with self._lock:
             self._in_flight += 1
             self._functions_running += 1
+            self._drains_starting += starting
 
         def invoke() -> None:
             try:
@@ -192,6 +200,7 @@ class EventBridge:
                 with self._lock:
                     self._in_flight -= 1
                     self._functions_running -= 1
+                    self._drains_starting -= starting
 
         threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
 

@@ -154,9 +154,10 @@ class Sandbox:
         return endpoint.client(service, self.endpoint)
 
     def actors(self) -> int:
-        """What time waits for: running executions and Lambda targets at work (the dispatch
-        function starting a drain: a Spot interruption must not come before its execution)."""
-        return running_executions() + self.eventbridge.functions_running
+        """What time waits for: running executions, and the dispatch function starting one (a
+        Spot interruption must not come before its drain starts). Not the rescue function: it
+        waits its grace on this machine's clock while virtual time moves on."""
+        return running_executions() + self.eventbridge.drains_starting
 
     def busy(self) -> bool:
         return running_executions() > 0 or self.eventbridge.in_flight > 0 or self.effects.pending

@@ -184,7 +184,9 @@ class DrainerStack(Stack):
             code,
             settings,
             retention,
-            extra_environment={STATE_MACHINE_VARIABLE: self.state_machine.state_machine_arn},
+            # Only the state machine: it reads no settings (and the settings may fill Lambda's
+            # 4 KB of environment on their own).
+            environment={STATE_MACHINE_VARIABLE: self.state_machine.state_machine_arn},
         )
         self.targets = permissions.Resources(
             self, config, self.claims, self.topic, self.state_machine, self.dead_letters
@@ -263,7 +265,7 @@ class DrainerStack(Stack):
         code: lambda_.Code,
         settings: str,
         retention: logs.RetentionDays,
-        extra_environment: dict[str, str] | None = None,
+        environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self, f"{function.name}Logs", retention=retention, removal_policy=RemovalPolicy.DESTROY
@@ -301,7 +303,7 @@ class DrainerStack(Stack):
             code=code,
             memory_size=self.config.lambda_memory_mb,
             timeout=Duration.seconds(function.timeout_seconds),
-            environment={"DRAINER_SETTINGS": settings, **(extra_environment or {})},
+            environment=environment or {"DRAINER_SETTINGS": settings},
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.TEXT,

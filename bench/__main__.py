@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench import baselines, coldstart, console, floors, prices, report, scenarios, sim
+from bench import (
+    baselines,
+    coldstart,
+    console,
+    dispatch,
+    floors,
+    prices,
+    report,
+    scenarios,
+    sim,
+)
 from bench.result import FIXED, PRODUCT, BenchResult, LatencySummary, price
 from stacks.config import DrainerConfig, load_config
 
@@ -123,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=latency,
         refresh=refresh,
         coldstart=cold,
+        dispatch=dispatch.model(cold),
         five_minute_transitions=phases,
     )
     result.floors = floors.judge(result)

@@ -7,11 +7,13 @@ import sys
 from bench.result import BenchResult
 from bench.tables import (
     COLD_HEADER,
+    DISPATCH_HEADER,
     DRAIN_HEADER,
     FLOOR_HEADER,
     LATENCY_HEADER,
     REFRESH_HEADER,
     cold_rows,
+    dispatch_rows,
     drain_rows,
     floor_rows,
     latency_rows,
@@ -50,6 +52,7 @@ def print_console(result: BenchResult) -> None:
         refresh_rows(result.refresh),
     )
     show("Cold start", COLD_HEADER, cold_rows(result.coldstart))
+    show("Starting a drain: the dispatch function (model)", DISPATCH_HEADER, dispatch_rows(result))
     show("Floors", FLOOR_HEADER, floor_rows(result))
     for finding in result.findings:
         console.print(f"• {finding}")

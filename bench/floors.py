@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from bench.dispatch import BUDGET_SECONDS
 from bench.result import PRODUCT, BenchResult, Floor
 
 LATENCY_FLOOR_SECONDS = 30
@@ -34,6 +35,15 @@ def judge(result: BenchResult) -> list[Floor]:
             "PASS"
             if p95 is not None and p95 <= LATENCY_FLOOR_SECONDS and not latency.cut
             else "FAIL",
+        )
+    )
+    model = result.dispatch
+    floors.append(
+        Floor(
+            f"Spot: the dispatch function adds < {BUDGET_SECONDS:g} s before DRAINING (model)",
+            f"{model.warm_seconds:.2f} s warm, {model.cold_seconds:.2f} s on a cold start",
+            "PASS" if model.within_budget else "FAIL",
+            "modelled: see 'Starting a drain'",
         )
     )
     cold = result.coldstart

@@ -8,6 +8,7 @@ from typing import Any
 
 from bench import prices
 from bench.coldstart import ColdStart
+from bench.dispatch import DispatchModel
 from bench.scenarios import DrainMeasure, LatencySample, RefreshResult
 
 PRODUCT = "ecs-drainer (this project)"
@@ -60,6 +61,7 @@ class BenchResult:
     latency: list[LatencySummary]
     refresh: RefreshResult
     coldstart: ColdStart
+    dispatch: DispatchModel
     five_minute_transitions: list[int] = field(default_factory=list)  # one per instance
     findings: list[str] = field(default_factory=list)
     floors: list[Floor] = field(default_factory=list)

@@ -77,6 +77,7 @@ LATENCY_HEADER = [
 REFRESH_HEADER = ["Operation", "Calls", "Throttled", "Peak attempts/s", "Peak accepted/s", "Bucket"]
 COLD_HEADER = ["Module", "Import (ms): median (fastest–slowest)", "× boto3 alone (medians)"]
 FLOOR_HEADER = ["Floor", "Measured", "Verdict", "Why"]
+DISPATCH_HEADER = ["Step added before DRAINING", "Seconds", "When", "Source"]
 
 
 def latency_rows(result: BenchResult) -> list[list[str]]:
@@ -138,3 +139,19 @@ def refresh_summary(refresh: RefreshResult) -> str:
         f"({', '.join(f'{k} {v:,}' for k, v in sorted(refresh.lambda_invocations.items()))}); "
         f"simulated in {refresh.wall_seconds:.0f} s of wall time."
     )
+
+
+def dispatch_rows(result: BenchResult) -> list[list[str]]:
+    model = result.dispatch
+    rows = [
+        [
+            step.name,
+            f"{step.seconds:.3f}",
+            "cold start" if step.cold_only else "every drain",
+            step.source,
+        ]
+        for step in model.steps
+    ]
+    rows.append(["total, warm", f"{model.warm_seconds:.3f}", "", ""])
+    rows.append(["total, cold start", f"{model.cold_seconds:.3f}", "", ""])
+    return rows

@@ -149,6 +149,7 @@ def _summary_row(sfn: Any, view: DrainView) -> dict[str, Any]:
     history = sfn.get_execution_history(executionArn=view.arn, maxResults=1000)["events"]
     expected = EXPECTED.get(view.kind, set())
     return {
+        "execution": view.name,  # named after what it drains: <instance>-<kind>-<event id>
         "instance": view.instance,
         "kind": view.kind,
         "status": view.status,

@@ -5,7 +5,8 @@ alarms, X-Ray, dead-letter queues): the claims table, the outcome topic, one Lam
 stacks.functions declaration with the DRAINER_SETTINGS the stack writes, a published version of
 each function the state machine calls, the state machine from the ASL file with the stack's
 substitutions (those version ARNs, as the stack's), and the EventBridge rules from
-stacks.event_patterns (they target the functions themselves, as the stack's do).
+stacks.event_patterns (they target the functions themselves, as the stack's do: the three drain
+rules the dispatch function, which starts each execution under its event's name).
 Used by the tests (mock_aws) and by the sandbox server (moto over HTTP) alike.
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from drainer import aws, settings
+from drainer.settings import STATE_MACHINE_VARIABLE
 from sandbox.endpoint import ACCOUNT, REGION, STATE_MACHINE_NAME
 from sandbox.eventbridge import Rule
 from stacks.config import DrainerConfig
@@ -33,6 +35,7 @@ from stacks.event_patterns import (
 )
 from stacks.functions import (
     ALL_FUNCTIONS,
+    DISPATCH_FUNCTION,
     FUNCTIONS,
     REACTIVATE_FUNCTION,
     RESCUE_FUNCTION,
@@ -116,8 +119,14 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
         type="STANDARD",
         definition=json.dumps(render(substitutions(versions))),
     )["stateMachineArn"]
+    # The dispatch function learns the state machine as the stack's does: from its environment.
+    lambdas.update_function_configuration(
+        FunctionName=function_name(DISPATCH_FUNCTION),
+        Environment={"Variables": {STATE_MACHINE_VARIABLE: state_machine_arn}},
+    )
     rules = [
-        Rule(name, pattern, state_machine_arn) for name, pattern in event_patterns(config).items()
+        Rule(name, pattern, arns[DISPATCH_FUNCTION.name], starts_drains=True)
+        for name, pattern in event_patterns(config).items()
     ]
     rules.append(
         Rule(RESCUE_RULE, execution_failure_pattern(state_machine_arn), arns[RESCUE_FUNCTION.name])
@@ -150,9 +159,11 @@ def _put_rules(events: Any, stack_name: str, rules: list[Rule], role: str) -> No
 def activate(deployment: Deployment) -> None:
     """Give the in-process handlers the deployment's settings; fresh clients for a new endpoint.
 
-    Every function gets the same DRAINER_SETTINGS, so one process-wide value serves them all.
+    Every function gets the same DRAINER_SETTINGS, so one process-wide value serves them all;
+    only the dispatch function reads the state machine's ARN.
     """
     os.environ["DRAINER_SETTINGS"] = deployment.settings
+    os.environ[STATE_MACHINE_VARIABLE] = deployment.state_machine_arn
     settings.settings.cache_clear()
     aws.client.cache_clear()
 
@@ -160,7 +171,13 @@ def activate(deployment: Deployment) -> None:
 def running_executions() -> int:
     """How many executions moto is running (the clock driver's count of actors)."""
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
-    return sum(1 for execution in backend._get_executions() if execution.status == "RUNNING")
+    # An execution being started has no status yet: it counts as running (StartExecution now
+    # comes from the dispatch function's thread, while the clock driver counts).
+    return sum(
+        1
+        for execution in backend._get_executions()
+        if execution.exec_status is None or execution.status == "RUNNING"
+    )
 
 
 def _placeholder_zip() -> bytes:

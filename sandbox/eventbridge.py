@@ -38,11 +38,15 @@ class Rule:
     name: str  # the pattern's name in stacks.event_patterns, e.g. "LifecycleTerminate"
     pattern: dict[str, Any]
     target_arn: str  # a state machine or a Lambda function
+    # The target is the dispatch function: what it answers names the drain execution it started
+    # (the sandbox reads the answer; in AWS an asynchronous invocation returns none).
+    starts_drains: bool = False
 
 
 @dataclass
 class Delivery:
-    """One event EventBridge delivered to the state machine."""
+    """One event delivered to the state machine (through the dispatch function): the execution
+    it started, or the one of the same event it found (a redelivery makes no second one)."""
 
     rule: str
     event: dict[str, Any]
@@ -51,7 +55,8 @@ class Delivery:
 
 @dataclass
 class Undelivered:
-    """An event its target refused (in AWS: the rule's dead-letter queue receives it)."""
+    """An event its target refused, or a drain the dispatch function failed to start (in AWS:
+    the dead-letter queue receives it, from the rule or after Lambda's retries)."""
 
     rule: str
     event: dict[str, Any]
@@ -89,6 +94,7 @@ class EventBridge:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._functions_running = 0
+        self._drains_starting = 0
 
     @property
     def in_flight(self) -> int:
@@ -99,6 +105,11 @@ class EventBridge:
         """Lambda targets invoked and not yet returned: actors of the virtual clock, like running
         executions (time may move only while each of them waits on the clock)."""
         return self._functions_running
+
+    @property
+    def drains_starting(self) -> int:
+        """Dispatch invocations not yet returned: a drain whose execution is being started."""
+        return self._drains_starting
 
     # --- PutEvents -------------------------------------------------------------------------
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -166,27 +177,44 @@ class EventBridge:
                 return
             self.deliveries.append(Delivery(rule.name, event, arn))
         else:  # a Lambda function: EventBridge invokes it asynchronously
-            self._invoke_async(rule.target_arn, payload)
+            self._invoke_async(rule, event, payload)
 
-    def _invoke_async(self, function_arn: str, payload: str) -> None:
+    def _invoke_async(self, rule: Rule, event: dict[str, Any], payload: str) -> None:
         """`InvocationType=Event` as AWS runs it: the bus does not wait for the function, and
         time goes on while it runs (the rescue function waits a grace for ECS on this clock).
         The invocation counts as in flight until it returns."""
+        starting = 1 if rule.starts_drains else 0
         with self._lock:
             self._in_flight += 1
             self._functions_running += 1
+            self._drains_starting += starting
 
         def invoke() -> None:
             try:
-                self.lambdas.invoke(
-                    FunctionName=function_arn, InvocationType="Event", Payload=payload
+                answer = self.lambdas.invoke(
+                    FunctionName=rule.target_arn, InvocationType="Event", Payload=payload
                 )
+                if rule.starts_drains:
+                    self._record_dispatch(rule, event, answer)
             finally:
                 with self._lock:
                     self._in_flight -= 1
                     self._functions_running -= 1
+                    self._drains_starting -= starting
 
         threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
+
+    def _record_dispatch(self, rule: Rule, event: dict[str, Any], answer: dict[str, Any]) -> None:
+        """The dispatch function's answer: the drain's execution, or its error. An error stands
+        for what AWS does after Lambda's two retries of a failed asynchronous invocation: the
+        event lands in the dead-letter queue (the sandbox does not wait the retries out)."""
+        body = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError") or not isinstance(body, dict):
+            error = body if isinstance(body, dict) else {}
+            reason = f"{error.get('errorType')}: {error.get('errorMessage')}"
+            self.undelivered.append(Undelivered(rule.name, event, reason))
+            return
+        self.deliveries.append(Delivery(rule.name, event, body["executionArn"]))
 
 
 def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:

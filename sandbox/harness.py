@@ -207,11 +207,19 @@ class Harness:
         self._notifications += [json.loads(body) for body in _drained(self.notifications_queue)]
         return list(self._notifications)
 
+    def drain_deliveries(self) -> list[Delivery]:
+        """The first delivery of each drain execution, in order: an event delivered again finds
+        the execution its first delivery started (the same name) and starts none."""
+        first: dict[str, Delivery] = {}
+        for delivery in self.deliveries:
+            first.setdefault(delivery.execution_arn, delivery)
+        return list(first.values())
+
     def record(self) -> ScenarioRecord:
         """What a scenario measured: per execution, and for the world as a whole."""
         by_arn = {outcome["executionArn"]: outcome for outcome in self.outcomes()}
         drains = []
-        for delivery in self.deliveries:
+        for delivery in self.drain_deliveries():
             history = self.history(delivery.execution_arn)
             outcome = by_arn.get(delivery.execution_arn, {})
             drains.append(

@@ -143,7 +143,7 @@ class Sandbox:
         )
         self._stack.enter_context(_put_events_routed_to(self.eventbridge))
         self.world.subscribe(self.effects.forward(self.eventbridge.deliver))
-        driver = ClockDriver(self.world.clock, self.busy, running_executions, self.speed)
+        driver = ClockDriver(self.world.clock, self.busy, self.actors, self.speed)
         driver.start()
         self._stack.callback(driver.stop)
         watcher = ExecutionWatcher(self)
@@ -152,6 +152,12 @@ class Sandbox:
 
     def client(self, service: str) -> Any:
         return endpoint.client(service, self.endpoint)
+
+    def actors(self) -> int:
+        """What time waits for: running executions, and the dispatch function starting one (a
+        Spot interruption must not come before its drain starts). Not the rescue function: it
+        waits its grace on this machine's clock while virtual time moves on."""
+        return running_executions() + self.eventbridge.drains_starting
 
     def busy(self) -> bool:
         return running_executions() > 0 or self.eventbridge.in_flight > 0 or self.effects.pending

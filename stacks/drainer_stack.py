@@ -31,6 +31,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from drainer.settings import STATE_MACHINE_VARIABLE
 from stacks import LAMBDA_DIR, observability, permissions
 from stacks.config import LOG_RETENTION_DAYS, DrainerConfig
 from stacks.definition import DEFINITION_FILE, substitutions
@@ -41,16 +42,27 @@ from stacks.event_patterns import (
 )
 from stacks.functions import (
     ALL_FUNCTIONS,
+    DISPATCH_FUNCTION,
     FUNCTIONS,
     REACTIVATE_FUNCTION,
     RESCUE_FUNCTION,
     Function,
+    On,
 )
 from stacks.iam_limits import oversized
 
-# EventBridge retries delivery to the state machine for up to a day, then dead-letters.
+# EventBridge retries delivery to a target for up to a day, then dead-letters.
 RULE_RETRY_ATTEMPTS = 185
 RULE_MAX_EVENT_AGE = Duration.hours(24)
+# Once EventBridge has handed an event to the dispatch function, Lambda owns it: a function error
+# is retried twice (the most Lambda allows), throttling and service errors for up to six hours,
+# then the event goes to the dead-letter queue (Lambda developer guide, "How Lambda handles
+# errors and retries with asynchronous invocation",
+# https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html, and
+# "Capturing records of Lambda asynchronous invocations",
+# https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
+DISPATCH_RETRY_ATTEMPTS = 2
+DISPATCH_MAX_EVENT_AGE = Duration.hours(6)
 RULE_NAME_LIMIT = 64  # EventBridge rule names: 1–64 characters
 # The two alarms, by construct id. Their names are fixed (stack name + id) so that the topic and key
 # policies can name their ARNs: a reference to the alarm would make the key depend on itself.
@@ -124,6 +136,14 @@ class DrainerStack(Stack):
         for address in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
 
+        # The rules' dead-letter queue, and the dispatch function's for what Lambda gave up on.
+        self.dead_letters = sqs.Queue(
+            self,
+            "RuleDeadLetters",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
         settings = config.lambda_settings(self.claims.table_name, self.topic.topic_arn)
         code = lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=["**/__pycache__", "**/*.pyc"])
         # Each function's facts and grants are declared in stacks/functions.py.
@@ -158,60 +178,42 @@ class DrainerStack(Stack):
             ),
         )
         permissions.allow_invoking_every_version(self.state_machine, self.functions.values())
+        # Starts each drain under a name made from its event (a classic rule target cannot).
+        self.dispatch_function = self._function(
+            DISPATCH_FUNCTION,
+            code,
+            settings,
+            retention,
+            # Only the state machine: it reads no settings (and the settings may fill Lambda's
+            # 4 KB of environment on their own).
+            environment={STATE_MACHINE_VARIABLE: self.state_machine.state_machine_arn},
+        )
         self.targets = permissions.Resources(
-            self, config, self.claims, self.topic, self.state_machine
+            self, config, self.claims, self.topic, self.state_machine, self.dead_letters
         )
         self.all_functions = {
             **self.functions,
             RESCUE_FUNCTION.name: self.rescue_function,
             REACTIVATE_FUNCTION.name: self.reactivate_function,
+            DISPATCH_FUNCTION.name: self.dispatch_function,
         }
         for declaration in ALL_FUNCTIONS:
             permissions.grant(self.targets, declaration, self.all_functions[declaration.name])
 
-        self.dead_letters = sqs.Queue(
-            self,
-            "RuleDeadLetters",
-            retention_period=Duration.days(14),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
         patterns = event_patterns(config)
-        rule_names = {name: _rule_name(self.stack_name, name) for name in patterns}
-        # The role EventBridge assumes to start executions, for these rules only (EventBridge,
-        # "Cross-service confused deputy prevention": https://docs.aws.amazon.com/eventbridge/
-        # latest/userguide/cross-service-confused-deputy-prevention.html). The rules are named
-        # so the trust policy can list their ARNs without depending on them.
-        self.rules_role = iam.Role(
-            self,
-            "RulesRole",
-            description="EventBridge starts ECS drain executions for the drainer's rules",
-            assumed_by=iam.ServicePrincipal(
-                "events.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": self.account},
-                    "ArnEquals": {
-                        "aws:SourceArn": [
-                            self.format_arn(service="events", resource="rule", resource_name=name)
-                            for name in rule_names.values()
-                        ]
-                    },
-                },
-            ),
-        )
         self.rules = {}
         for name, pattern in patterns.items():
             rule = events.Rule(
                 self,
                 f"{name}Rule",
-                rule_name=rule_names[name],
+                rule_name=_rule_name(self.stack_name, name),
                 event_pattern=_pattern(pattern),
                 description=f"ECS drainer: {name}",
             )
+            # Lambda's permission for EventBridge names this rule as its source.
             rule.add_target(
-                targets.SfnStateMachine(
-                    self.state_machine,
-                    role=self.rules_role,
+                targets.LambdaFunction(
+                    self.dispatch_function,
                     dead_letter_queue=self.dead_letters,
                     retry_attempts=RULE_RETRY_ATTEMPTS,
                     max_event_age=RULE_MAX_EVENT_AGE,
@@ -260,7 +262,12 @@ class DrainerStack(Stack):
 
     # --- Lambdas -------------------------------------------------------------------------
     def _function(
-        self, function: Function, code: lambda_.Code, settings: str, retention: logs.RetentionDays
+        self,
+        function: Function,
+        code: lambda_.Code,
+        settings: str,
+        retention: logs.RetentionDays,
+        environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self, f"{function.name}Logs", retention=retention, removal_policy=RemovalPolicy.DESTROY
@@ -272,6 +279,18 @@ class DrainerStack(Stack):
             description=f"ECS drainer {function.name} Lambda",
         )
         log_group.grant_write(role)
+        # A function granted the dead-letter queue is invoked asynchronously and may give up on
+        # an event: Lambda retries it, then sends it there (DISPATCH_RETRY_ATTEMPTS).
+        dead_letters = any(grant.on is On.DEAD_LETTERS for grant in function.grants)
+        asynchronous: dict[str, Any] = (
+            {
+                "dead_letter_queue": self.dead_letters,
+                "retry_attempts": DISPATCH_RETRY_ATTEMPTS,
+                "max_event_age": DISPATCH_MAX_EVENT_AGE,
+            }
+            if dead_letters
+            else {}
+        )
         return lambda_.Function(
             self,
             function.name,
@@ -286,13 +305,14 @@ class DrainerStack(Stack):
             code=code,
             memory_size=self.config.lambda_memory_mb,
             timeout=Duration.seconds(function.timeout_seconds),
-            environment={"DRAINER_SETTINGS": settings},
+            environment=environment or {"DRAINER_SETTINGS": settings},
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.TEXT,
             # A deploy publishes a new version; the old ones stay for the executions still
             # running on them (README, "Upgrading while drains run").
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
+            **asynchronous,
         )
 
     def _reactivation(self) -> None:
@@ -355,7 +375,8 @@ class DrainerStack(Stack):
                 period=period, statistic="Maximum"
             ),
             UNDELIVERED_ALARM,
-            "EventBridge could not start a drain; the event is in the dead-letter queue. "
+            "A drain could not be started (EventBridge could not deliver the event, or the "
+            "dispatch function failed to start it); the event is in the dead-letter queue. "
             "See docs/RUNBOOK.md.",
         )
 

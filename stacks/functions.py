@@ -35,6 +35,8 @@ class On(Enum):
     OUTCOME_TOPIC = "the outcome topic (and the KMS key that encrypts it)"
     OWN_EXECUTIONS = "this state machine's executions"
     DRAIN_EVENTS = "the default event bus, for the drainer's own source only"
+    STATE_MACHINE = "this state machine"
+    DEAD_LETTERS = "the dead-letter queue (failed asynchronous invocations)"
     ANYTHING = "*"
 
 
@@ -49,7 +51,8 @@ WILDCARD_REASONS: dict[On, str] = {
         "the group name is fixed."
     ),
     On.OWN_EXECUTIONS: (
-        "Reads the history of this drainer's own executions only; execution names are random."
+        "Reads this drainer's own executions only; each execution's name is made from its event "
+        "at run time."
     ),
     On.OUTCOME_TOPIC: (
         "CDK's topic grant: publishing to the KMS-encrypted topic needs GenerateDataKey* on "
@@ -74,6 +77,8 @@ class Grant:
             raise ValueError(f"{self.actions} on *: say why no resource can be named")
         if self.on is On.OUTCOME_TOPIC and self.actions != ("sns:Publish",):
             raise ValueError("the outcome topic is granted as CDK's grant_publish: sns:Publish")
+        if self.on is On.DEAD_LETTERS and self.actions != ("sqs:SendMessage",):
+            raise ValueError("Lambda sends failed asynchronous invocations with sqs:SendMessage")
 
     def applies(self, config: DrainerConfig) -> bool:
         return self.only_if is None or bool(getattr(config, self.only_if))
@@ -239,4 +244,27 @@ REACTIVATE_FUNCTION = Function(
     ),
 )
 
-ALL_FUNCTIONS: tuple[Function, ...] = (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
+# Not part of the state machine: the three drain rules invoke it with their event; it starts the
+# drain execution under a name made from the event (lambdas/dispatch.py). Lambda sends an event
+# whose start still fails after its two retries to the dead-letter queue (the stack's undelivered
+# events alarm watches it): the function's role sends it there.
+DISPATCH_FUNCTION = Function(
+    "Dispatch",
+    "dispatch.handler",
+    "Start the drain execution of an event, named after the instance it drains",
+    grants=(
+        allow("states:StartExecution", on=On.STATE_MACHINE),
+        # A closed execution of the same name: was it this very event?
+        allow("states:DescribeExecution", on=On.OWN_EXECUTIONS),
+        allow("sqs:SendMessage", on=On.DEAD_LETTERS),
+    ),
+    # A start is one or two API calls; the SDK's own retries of a throttled one fit easily.
+    timeout_seconds=30,
+)
+
+ALL_FUNCTIONS: tuple[Function, ...] = (
+    *FUNCTIONS,
+    RESCUE_FUNCTION,
+    REACTIVATE_FUNCTION,
+    DISPATCH_FUNCTION,
+)

@@ -13,6 +13,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 
 from drainer.notices import EVENT_SOURCE
@@ -36,6 +37,7 @@ class Resources:
     claims: dynamodb.TableV2
     topic: sns.Topic
     state_machine: sfn.StateMachine
+    dead_letters: sqs.Queue
 
     def arns(self, kind: On) -> list[str]:
         stack, config = self.stack, self.config
@@ -77,6 +79,10 @@ class Resources:
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 )
             ]
+        if kind is On.STATE_MACHINE:
+            return [self.state_machine.state_machine_arn]
+        if kind is On.DEAD_LETTERS:
+            return [self.dead_letters.queue_arn]
         return ["*"]
 
 
@@ -99,6 +105,9 @@ def grant(resources: Resources, declaration: Function, function: lambda_.Functio
     for declared in declaration.grants_for(resources.config):
         if declared.on is On.OUTCOME_TOPIC:
             resources.topic.grant_publish(function)  # sns:Publish, and the key's data key
+        elif declared.on is On.DEAD_LETTERS:
+            # The function's dead_letter_queue (stack) adds sqs:SendMessage on the queue.
+            continue
         else:
             function.add_to_role_policy(
                 iam.PolicyStatement(

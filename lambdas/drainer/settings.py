@@ -13,6 +13,10 @@ from functools import cache
 
 from drainer import schedule
 
+# The dispatch function's one value beyond the settings: the state machine it starts. Its own
+# variable, as the state machine's ARN cannot be in settings the state machine's functions hold.
+STATE_MACHINE_VARIABLE = "DRAINER_STATE_MACHINE_ARN"
+
 
 @dataclass(frozen=True)
 class Settings:

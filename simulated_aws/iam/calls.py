@@ -275,6 +275,10 @@ CALLS: dict[tuple[str, str], CallMapping] = {
     ("dynamodb", "UpdateItem"): _on_table("dynamodb:UpdateItem"),
     ("dynamodb", "DeleteItem"): _on_table("dynamodb:DeleteItem"),
     ("sns", "Publish"): _publish,
+    # The dispatch function starts drains on the state machine itself.
+    ("stepfunctions", "StartExecution"): lambda place, params: [
+        touch(place, "states:StartExecution", arn=params["stateMachineArn"])
+    ],
     ("stepfunctions", "GetExecutionHistory"): _on_execution("states:GetExecutionHistory"),
     ("stepfunctions", "DescribeExecution"): _on_execution("states:DescribeExecution"),
     ("cloudwatch", "PutMetricData"): _put_metric_data,

@@ -24,7 +24,14 @@ def test_small_benchmark_prints_and_writes_its_tables(tmp_path: Path) -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-4000:]
-    for title in ("Cost per drain", "Detection latency", "Refresh of 20", "Cold start", "Floors"):
+    for title in (
+        "Cost per drain",
+        "Detection latency",
+        "Refresh of 20",
+        "Cold start",
+        "Floors",
+        "dispatch function",
+    ):
         assert title in run.stdout
 
     markdown = (tmp_path / "README-BENCH.md").read_text()
@@ -36,6 +43,6 @@ def test_small_benchmark_prints_and_writes_its_tables(tmp_path: Path) -> None:
     assert data["mode"] == "small"
     assert data["refresh"]["instances"] == 20
     assert data["refresh"]["drained"] == 20
-    assert len(data["floors"]) == 5
+    assert len(data["floors"]) == 6
     assert {floor["verdict"] for floor in data["floors"]} <= {"PASS", "FAIL", "n/a"}
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_SIGNATURE

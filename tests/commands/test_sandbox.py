@@ -36,6 +36,10 @@ def test_demo_drains_each_event_file_as_documented():
     (lifecycle,) = [view for view in result.drains if view.kind == "lifecycle"]
     assert lifecycle.heartbeats >= 1  # the drain outlasted heartbeat_timeout / 3
     assert all(view.status == "SUCCEEDED" for view in result.drains)
+    # Each drain is listed by its name, made from what it drains.
+    for view in result.drains:
+        assert view.name.startswith(f"{view.instance}-{view.kind}-"), view.name
+        assert view.name in log
     # PutEvents refuses aws.* sources as AWS does: the call succeeds, the entry fails.
     assert result.refused["FailedEntryCount"] == 1
     assert result.refused["Entries"][0]["ErrorCode"] == "NotAuthorizedForSourceException"
@@ -157,3 +161,62 @@ def _finished_line(logs: Any) -> list[str]:
     lines = [e["message"] for e in events["events"] if e["message"].startswith("{")]
     done = [line for line in lines if '"drain finished"' in line]
     return [*[line for line in lines if line not in done], *done] if done else []
+
+
+def test_an_event_delivered_twice_starts_one_execution_named_after_its_instance():
+    """Through the sandbox's endpoint with the project's AWS CLI. `aws events put-events` twice
+    puts two events (EventBridge gives each its own id): two executions, both named
+    `<instance>-rebalance-<id>`. EventBridge delivering one event twice invokes the dispatch
+    function twice with that same event, as `aws lambda invoke --invocation-type Event` does
+    here: no second execution."""
+    port = endpoint.free_port()
+    url = endpoint.url(port)
+    entries = "file://events/rebalance-recommendation.json"
+    instance = json.loads(
+        json.loads((ROOT / "events/rebalance-recommendation.json").read_text())[0]["Detail"]
+    )["instance-id"]
+    with ServerProcess(port, speed=0) as server:
+        sfn = endpoint.client("stepfunctions", url)
+        machine = server.wait_ready(sfn)
+        ids = [
+            _cli(url, "events", "put-events", "--entries", entries)["Entries"][0]["EventId"]
+            for _ in range(2)
+        ]
+        started = _when(lambda: len(_executions(sfn, machine)) == 2, "no two executions")
+        (first,) = [
+            e
+            for e in sfn.list_executions(stateMachineArn=machine)["executions"]
+            if e["name"].endswith(ids[0][:8])
+        ]
+        event = sfn.describe_execution(executionArn=first["executionArn"])["input"]
+        for _ in range(2):  # the same event again: what an at-least-once redelivery looks like
+            _cli(
+                url,
+                "lambda",
+                "invoke",
+                "--function-name",
+                "ecs-drainer-Dispatch",
+                "--invocation-type",
+                "Event",
+                "--payload",
+                event,
+                "/dev/null",
+            )
+        names = sorted(
+            e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]
+        )
+    assert started
+    assert names == sorted(f"{instance}-rebalance-{event_id[:8]}" for event_id in ids)
+
+
+def _cli(url: str, *args: str) -> Any:
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "aws"), "--endpoint-url", url, *args, "--output", "json"],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout or "{}")

@@ -21,7 +21,7 @@ def finish(harness: Harness, name: str, **run: Any) -> ScenarioRecord:
     harness.run(max_virtual_seconds=MAX_VIRTUAL_SECONDS, wall_timeout=60, **run)
     record = harness.record()
     published = {outcome["executionArn"] for outcome in harness.outcomes()}
-    for drain, delivery in zip(record.drains, harness.deliveries, strict=True):
+    for drain, delivery in zip(record.drains, harness.drain_deliveries(), strict=True):
         assert drain.status in ("SUCCEEDED", "FAILED"), (name, drain)
         assert drain.state_transitions <= MAX_TRANSITIONS, (name, drain)
         assert drain.outcome in OUTCOMES, (name, drain)

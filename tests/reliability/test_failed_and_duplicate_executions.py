@@ -149,7 +149,8 @@ def test_the_rescue_function_leaves_a_failed_duplicates_action_to_its_owner(conf
     world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
     with Harness(world, config) as harness:
         action = world.asg.scale_in(GROUP, victim)
-        world.call_later(20, lambda: harness.deliver(action.event))  # delivered again
+        # The same action in a second event (the same event again would start no execution).
+        world.call_later(20, lambda: harness.deliver({**action.event, "id": "second-event"}))
         world.clock.run_for(40, active=harness.running)
         owner, duplicate = (d.execution_arn for d in harness.deliveries)
         # As if the duplicate had been aborted, or its own rescue had failed.
@@ -378,11 +379,14 @@ def test_one_action_delivered_again_and_again(config: DrainerConfig) -> None:
         harness.deliver(event)  # late: after the drain ended
         record = finish(harness, name)
     outcomes = sorted(d.outcome or "" for d in record.drains)
-    assert len(record.drains) == 5, "the other hook's event must start no execution"
-    assert outcomes == ["already-ended", "drained", "duplicate", "duplicate", "duplicate"]
+    # The same event (three at once, one late) makes one execution, named after it: the late
+    # one finds it ended and starts none. The new event id is a second event: its claim loses.
+    assert len(record.drains) == 2, "the other hook's event must start no execution"
+    assert outcomes == ["drained", "duplicate"]
+    assert len(harness.deliveries) == 5 and harness.eventbridge.undelivered == []
     assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1
     assert successful(world, "CompleteLifecycleAction") == 1
-    assert record.api_calls["autoscaling:CompleteLifecycleAction"] <= 2  # + the late one's try
+    assert record.api_calls["autoscaling:CompleteLifecycleAction"] == 1
     assert_clean(record, world, name)
     tally.case("duplicate and racing events", 5)
 
@@ -418,15 +422,19 @@ def test_spot_warning_twice_and_the_lifecycle_event_for_one_instance(
     config: DrainerConfig,
 ) -> None:
     """Capacity Rebalancing: the Spot warning also starts the terminate hook; EventBridge
-    delivers the warning twice. One drain, at most one completion, nothing killed."""
+    delivers the warning twice (one execution, named after it), and a second warning event for
+    the same instance arrives (its claim loses). One drain, at most one completion, nothing
+    killed."""
     name = "Spot warning twice + lifecycle event"
     world, (victim,) = drain_world(config, capacity_rebalance=True)
     with Harness(world, config) as harness:
         warning = world.spot_interrupt(victim)
         harness.deliver(warning)
+        harness.deliver(redelivered(warning, id=NEW_ID))
         record = finish(harness, name)
         world.clock.run_for(180, active=harness.running)  # the interruption itself
         record = harness.record()
+    assert len(harness.deliveries) == 4  # the lifecycle event, the warning twice, the second
     kinds = sorted(d.kind for d in record.drains)
     assert kinds == ["LifecycleTerminate", "SpotInterruption", "SpotInterruption"]
     assert sorted(d.outcome or "" for d in record.drains if d.kind == "SpotInterruption") == [
@@ -501,7 +509,7 @@ def test_a_duplicate_whose_report_crashes_leaves_the_action_to_the_drain(
 
         def deliver_again_with_a_report_bug() -> None:
             harness.lambda_faults["ReportOutcome"] = [TypeError("report bug")]
-            harness.deliver(event)
+            harness.deliver(redelivered(event, id=NEW_ID))  # a second event: its claim loses
 
         later(world, 20, deliver_again_with_a_report_bug)
         record = finish(harness, name)

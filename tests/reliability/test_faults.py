@@ -228,8 +228,9 @@ def test_a_crash_mid_drain_lets_ecs_finish_moving_tasks(config: DrainerConfig) -
 
 def test_stale_token_redelivered_after_the_action_expired(config: DrainerConfig) -> None:
     """The action timed out before its event was delivered (e.g. a replay from the dead-letter
-    queue): each delivery finds the instance gone from Auto Scaling and ends as already-ended,
-    without even trying CompleteLifecycleAction; nothing retries a stale token."""
+    queue): the drain finds the instance gone from Auto Scaling and ends as already-ended,
+    without even trying CompleteLifecycleAction; nothing retries a stale token. The event's
+    second delivery finds that execution (its name) and starts none."""
     name = "stale token after the hook's timeout"
     world, (victim,) = drain_world(config)
     action = world.asg.scale_in(GROUP, victim)  # no harness yet: nobody hears the event
@@ -243,10 +244,11 @@ def test_stale_token_redelivered_after_the_action_expired(config: DrainerConfig)
         outcomes = harness.outcomes()
     assert "autoscaling:CompleteLifecycleAction" not in record.api_calls
     assert "autoscaling:RecordLifecycleActionHeartbeat" not in record.api_calls
-    assert [d.status for d in record.drains] == ["SUCCEEDED", "SUCCEEDED"]
-    for outcome in outcomes:
-        assert outcome["outcome"] == "already-ended"  # the instance has left its group
-        assert (outcome["actionCompleted"], outcome["actionAlreadyEnded"]) == (False, True)
+    assert [d.status for d in record.drains] == ["SUCCEEDED"]
+    assert len(harness.deliveries) == 2
+    (outcome,) = outcomes
+    assert outcome["outcome"] == "already-ended"  # the instance has left its group
+    assert (outcome["actionCompleted"], outcome["actionAlreadyEnded"]) == (False, True)
 
 
 def test_group_deleted_mid_drain_fails_cleanly(config: DrainerConfig) -> None:

@@ -180,8 +180,17 @@ def test_spot_interruption(config):
         record = finish("Spot interruption", harness)
         drain_set = [c for c in world.api_calls if c.operation == "UpdateContainerInstancesState"]
         world.clock.run_for(180, active=harness.running)
+        (delivery,) = harness.deliveries
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in harness.history(delivery.execution_arn)
+            if "stateEnteredEventDetails" in e
+        ]
     (drain,) = record.drains
     (termination,) = world.terminations
+    assert delivery.execution_arn.rsplit(":", 1)[1].startswith(f"{victim}-spot-")
+    # Started through the dispatch function, the Spot path still sets DRAINING first.
+    assert entered[:3] == ["Resolve drain request", "Route by event kind", "Spot: start draining"]
     assert drain.outcome == "spot-drained"
     assert len(drain_set) == 1
     # DRAINING within the first steps: at the warning's own time on the virtual clock.
@@ -208,13 +217,36 @@ def test_spot_warning_and_lifecycle_event_for_one_instance(config):
     assert action.ended_by in {"completed", "instance-terminated"}
 
 
-def test_same_event_delivered_twice(config):
+def test_same_event_delivered_twice_starts_one_execution(config):
+    """EventBridge delivers at least once: both deliveries name the execution after the event,
+    and Step Functions starts no second execution of the same name and input."""
     world, (victim, *_) = world_for(config)
     world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=0)
     with Harness(world, config) as harness:
         action = world.asg.scale_in(GROUP, victim)
-        harness.deliver(action.event)  # EventBridge delivers at least once
+        harness.deliver(action.event)
         record = finish("same event twice", harness)
+        executions = harness.sfn.list_executions(stateMachineArn=harness.state_machine_arn)
+    (execution,) = executions["executions"]
+    assert execution["name"] == f"{victim}-lifecycle-{action.event['id'][:8]}"
+    assert [d.execution_arn for d in harness.deliveries] == [execution["executionArn"]] * 2
+    assert harness.invocations["Dispatch"] == 2
+    (drain,) = record.drains
+    assert drain.outcome == "drained"
+    assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1
+    assert record.api_calls["autoscaling:CompleteLifecycleAction"] == 1
+    assert_clean(record, world)
+
+
+def test_a_second_event_for_the_same_action_is_a_duplicate(config):
+    """Two events (two ids) about one lifecycle action: two executions, and the claim lets one
+    drain: the other ends as `duplicate`."""
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=0)
+    with Harness(world, config) as harness:
+        action = world.asg.scale_in(GROUP, victim)
+        harness.deliver({**action.event, "id": "a-second-event"})
+        record = finish("a second event for one action", harness)
     outcomes = sorted(d.outcome for d in record.drains)
     assert outcomes == ["drained", "duplicate"]
     assert record.api_calls["ecs:UpdateContainerInstancesState"] == 1

@@ -24,7 +24,7 @@ from stacks import iam_limits
 from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
 from stacks.definition import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
-from stacks.functions import On
+from stacks.functions import DISPATCH_FUNCTION, On
 from tests.conftest import ROOT
 from tests.template.synthesis import as_list, synth
 
@@ -105,6 +105,7 @@ def role_names(stack: DrainerStack, template: dict[str, Any]) -> dict[str, str]:
         **stack.functions,
         RESCUE_FUNCTION.name: stack.rescue_function,
         REACTIVATE_FUNCTION.name: stack.reactivate_function,
+        DISPATCH_FUNCTION.name: stack.dispatch_function,
     }
     names = {}
     for name, function in functions.items():
@@ -379,31 +380,37 @@ def test_the_state_machine_invokes_retained_versions_and_may_invoke_only_their_f
     assert sorted(granted) == every_version
 
 
-def test_eventbridge_may_assume_the_rules_role_only_for_this_stacks_rules(
+def test_eventbridge_may_invoke_the_dispatch_function_only_for_this_stacks_drain_rules(
     synthesized: tuple[DrainerConfig, DrainerStack, dict[str, Any]],
 ) -> None:
-    _, _, template = synthesized
+    """The three drain rules target the dispatch function (it names the executions); Lambda
+    lets EventBridge invoke it for exactly those rules (confused deputy: aws:SourceArn)."""
+    _, stack, template = synthesized
     resources = template["Resources"]
-    rules_by_role: dict[str, list[str]] = {}
-    for resource in resources.values():
-        if resource["Type"] != "AWS::Events::Rule":
-            continue
-        for target in resource["Properties"]["Targets"]:
-            if "RoleArn" in target:
-                role_id = target["RoleArn"]["Fn::GetAtt"][0]
-                name = resource["Properties"]["Name"]
-                rules_by_role.setdefault(role_id, []).append(
-                    f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
-                )
-    assert sum(len(rules) for rules in rules_by_role.values()) == 3
-    for role_id, rule_arns in rules_by_role.items():
-        trust = as_list(resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"])
-        for statement in trust:
-            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-            assert sorted_conditions(statement["Condition"]) == {
-                "StringEquals": {"aws:SourceAccount": ACCOUNT},
-                "ArnEquals": {"aws:SourceArn": sorted(rule_arns)},
-            }
+    dispatch_id = stack.resolve(stack.get_logical_id(stack.dispatch_function.node.default_child))
+    drain_rules = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Events::Rule"
+        and resource["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [dispatch_id, "Arn"]}
+    }
+    assert len(drain_rules) == 3
+    permissions = [
+        resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Lambda::Permission"
+        and resource["Properties"]["FunctionName"] == {"Fn::GetAtt": [dispatch_id, "Arn"]}
+    ]
+    assert {permission["Principal"] for permission in permissions} == {"events.amazonaws.com"}
+    sources = [permission["SourceArn"] for permission in permissions]
+    assert sorted(json.dumps(source) for source in sources) == sorted(
+        json.dumps({"Fn::GetAtt": [rule, "Arn"]}) for rule in drain_rules
+    )
+    assert not any(
+        resource["Type"] == "AWS::IAM::Role"
+        and "events.amazonaws.com" in json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
+        for resource in resources.values()
+    ), "no rule starts executions itself any more: no role for EventBridge"
 
 
 LONGEST_STACK_NAME = "S" + "x" * 63  # the config's stack_name pattern allows 64 characters

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 
+from drainer.settings import STATE_MACHINE_VARIABLE
 from stacks.config import load_config, validate
 from stacks.definition import (
     FUNCTIONS,
-    REACTIVATE_FUNCTION,
-    RESCUE_FUNCTION,
     definition_text,
     placeholders,
 )
@@ -25,6 +24,7 @@ from stacks.event_patterns import (
     execution_failure_pattern,
     instance_return_pattern,
 )
+from stacks.functions import ALL_FUNCTIONS, DISPATCH_FUNCTION
 from tests.conftest import ROOT
 from tests.template.synthesis import as_list, synth
 
@@ -90,12 +90,15 @@ def test_one_small_function_per_job(synthesized):
     config, _, template = synthesized
     functions = template.find_resources("AWS::Lambda::Function")
     assert sorted(f["Properties"]["Handler"] for f in functions.values()) == sorted(
-        function.handler for function in (*FUNCTIONS, RESCUE_FUNCTION, REACTIVATE_FUNCTION)
+        function.handler for function in ALL_FUNCTIONS
     )
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"].startswith("python3.")
         assert props["Architectures"] == [config.lambda_architecture]
+        if props["Handler"] == DISPATCH_FUNCTION.handler:  # reads no settings
+            assert set(props["Environment"]["Variables"]) == {STATE_MACHINE_VARIABLE}
+            continue
         # The settings hold tokens (table, topic), so CloudFormation joins them at deploy time.
         settings = json.dumps(props["Environment"]["Variables"]["DRAINER_SETTINGS"])
         assert '\\"cluster_names\\":[\\"prod-a\\",\\"prod-b\\"]' in settings
@@ -127,8 +130,8 @@ def test_operations_resources(synthesized):
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"]
     log_groups = template.find_resources("AWS::Logs::LogGroup")
-    # + the rescue and reactivate functions, + the state machine
-    assert len(log_groups) == len(FUNCTIONS) + 3
+    # every function's, + the state machine's
+    assert len(log_groups) == len(ALL_FUNCTIONS) + 1
     assert {g["Properties"]["RetentionInDays"] for g in log_groups.values()} == {
         config.log_retention_days
     }

@@ -288,6 +288,9 @@ def test_the_largest_accepted_configuration_fits_every_lambda_environment(config
     assert len(functions) >= 10
     for name, function in functions.items():
         variables = function["Properties"]["Environment"]["Variables"]
+        if "DRAINER_SETTINGS" not in variables:  # the dispatch function: the state machine only
+            assert set(variables) == {"DRAINER_STATE_MACHINE_ARN"}, name
+            continue
         measured = environment_bytes({key: _rendered(v, tokens) for key, v in variables.items()})
         assert measured == largest.lambda_environment_bytes, name
         assert measured <= LAMBDA_ENVIRONMENT_LIMIT_BYTES, name

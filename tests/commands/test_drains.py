@@ -221,7 +221,7 @@ def test_the_table_aligns_its_columns_and_right_aligns_the_counts():
                 instance="i-0bbbbbbbbbbbbbbb2",
                 kind="spot",
                 outcome=None,
-                state="Spot: wait",
+                state="Wait before polling",
                 heartbeats=12,
                 tasks_cut_short=None,
                 latest=START + timedelta(hours=3),

@@ -190,7 +190,7 @@ def test_spot_interruption(config):
     (termination,) = world.terminations
     assert delivery.execution_arn.rsplit(":", 1)[1].startswith(f"{victim}-spot-")
     # Started through the dispatch function, the Spot path still sets DRAINING first.
-    assert entered[:3] == ["Resolve drain request", "Route by event kind", "Spot: start draining"]
+    assert entered[:3] == ["Resolve drain request", "Route by event kind", "Start draining"]
     assert drain.outcome == "spot-drained"
     assert len(drain_set) == 1
     # DRAINING within the first steps: at the warning's own time on the virtual clock.

@@ -8,6 +8,7 @@ delivers to Step Functions targets. This module does both as AWS does, once, for
 from __future__ import annotations
 
 import json
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,79 @@ EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # EventBridge writes whole seconds
 MAX_ENTRIES_BYTES = 262_144
 TIME_BYTES = 14  # a given Time counts 14 bytes, whatever its value
 TOO_LARGE = "Total size of the entries in the request is over the limit."
+
+
+@dataclass(frozen=True)
+class DeliveryModel:
+    """How late, how often and in which order the bus hands an event to the rules' targets.
+
+    What AWS documents: EventBridge delivers to targets at least once and retries (EventBridge
+    user guide, "How EventBridge retries delivering events",
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html); the
+    default bus does not order events; ECS sends its events with "durable" delivery
+    (EventBridge events reference, https://docs.aws.amazon.com/eventbridge/latest/ref/
+    events-ref-ecs.html), while a "best effort" service may in rare cases lose one
+    (https://docs.aws.amazon.com/eventbridge/latest/ref/event-delivery-level.html); ECS events
+    "can be sent multiple times", a duplicate carrying the same detail `version` (ECS developer
+    guide, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_events.html).
+    No latency figure is documented; EventBridge only measures it (the CloudWatch metrics
+    IngestionToInvocationStartLatency and IngestionToInvocationSuccessLatency,
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-monitoring.html).
+
+    The model: each event is lost with probability `loss`; otherwise it reaches the rules after
+    `delay_seconds` plus a jitter (`uniform` on [0, jitter_seconds], or `exponential` of mean
+    jitter_seconds capped at `max_jitter_seconds`); with probability `duplication` it reaches
+    them a second time (same `id`, same detail) after a delay of its own. Events reach the
+    targets in the order of their sampled delays, not of their emission. `seed` makes a run
+    reproducible. The default is an assumption: half a second to one and a half.
+    """
+
+    delay_seconds: float = 0.5
+    jitter_seconds: float = 1.0
+    jitter: str = "uniform"  # or "exponential"
+    max_jitter_seconds: float = 60.0
+    loss: float = 0.0
+    duplication: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.jitter not in ("uniform", "exponential"):
+            raise ValueError(f"jitter must be uniform or exponential, not {self.jitter!r}")
+        if self.delay_seconds < 0 or self.jitter_seconds < 0:
+            raise ValueError("delays cannot be negative")
+        if not (0 <= self.loss <= 1 and 0 <= self.duplication <= 1):
+            raise ValueError("loss and duplication are probabilities")
+
+    @property
+    def max_delay_seconds(self) -> float:
+        if self.jitter == "uniform":
+            return self.delay_seconds + self.jitter_seconds
+        return self.delay_seconds + self.max_jitter_seconds
+
+    def sample_delay(self, rng: random.Random) -> float:
+        """Whole milliseconds, the finest time Step Functions and the events show."""
+        if self.jitter_seconds == 0:
+            extra = 0.0
+        elif self.jitter == "uniform":
+            extra = rng.uniform(0, self.jitter_seconds)
+        else:
+            extra = min(rng.expovariate(1 / self.jitter_seconds), self.max_jitter_seconds)
+        return round(self.delay_seconds + extra, 3)
+
+
+IMMEDIATE = DeliveryModel(delay_seconds=0, jitter_seconds=0)
+# A pessimistic bus, for measuring what a slow delivery costs: 2 s, plus 10 s on average.
+PESSIMISTIC = DeliveryModel(delay_seconds=2, jitter_seconds=10, jitter="exponential")
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """One event the bus handed to its rules (the delivery log): when, to which rules."""
+
+    time: datetime
+    event: dict[str, Any]
+    rules: tuple[str, ...]
+    duplicate: bool
 
 
 @dataclass(frozen=True)
@@ -68,7 +142,8 @@ class EventBridge:
 
     Delivery is asynchronous, as in AWS: an event emitted inside an API call (a Lambda's
     TerminateInstanceInAutoScalingGroup starting a lifecycle action) reaches the targets after
-    that call, on the virtual clock's next turn. `in_flight` counts events not yet delivered.
+    that call, as late as `delivery` (a DeliveryModel) says. `in_flight` counts events not yet
+    delivered; `log` lists every event handed to the rules, `lost` every event lost.
     """
 
     def __init__(
@@ -81,6 +156,8 @@ class EventBridge:
         region: str,
         deliveries: list[Delivery] | None = None,
         on_accepted: Callable[[dict[str, Any]], object] | None = None,
+        delivery: DeliveryModel | None = None,
+        on_dispatched: Callable[[Dispatched], object] | None = None,
     ) -> None:
         self.clock = clock
         self.rules = [(rule, EventPattern.load(json.dumps(rule.pattern))) for rule in rules]
@@ -91,6 +168,11 @@ class EventBridge:
         self.deliveries = deliveries if deliveries is not None else []
         self.on_accepted = on_accepted
         self.undelivered: list[Undelivered] = []
+        self.delivery = delivery or DeliveryModel()
+        self.log: list[Dispatched] = []
+        self.lost: list[dict[str, Any]] = []
+        self.on_dispatched = on_dispatched
+        self._rng = random.Random(self.delivery.seed)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._functions_running = 0
@@ -147,16 +229,31 @@ class EventBridge:
 
     # --- delivery --------------------------------------------------------------------------
     def deliver(self, event: dict[str, Any]) -> None:
-        """Hand an event to the bus; its rules' targets receive it on the clock's next turn."""
+        """Hand an event to the bus; its rules' targets receive it as `delivery` says."""
+        model = self.delivery
         with self._lock:
-            self._in_flight += 1
-        self.clock.call_later(0, lambda: self._dispatch(event), "EventBridge")
+            if model.loss and self._rng.random() < model.loss:
+                self.lost.append(event)
+                return
+            delays = [model.sample_delay(self._rng)]
+            if model.duplication and self._rng.random() < model.duplication:
+                delays.append(model.sample_delay(self._rng))
+            self._in_flight += len(delays)
+        for copy, delay in enumerate(delays):
+            self.clock.call_later(
+                delay, lambda duplicate=bool(copy): self._dispatch(event, duplicate), "EventBridge"
+            )
 
-    def _dispatch(self, event: dict[str, Any]) -> None:
+    def _dispatch(self, event: dict[str, Any], duplicate: bool = False) -> None:
         try:
-            for rule, pattern in self.rules:
-                if pattern.matches_event(event):
-                    self._send(rule, event)
+            matched = [rule for rule, pattern in self.rules if pattern.matches_event(event)]
+            names = tuple(rule.name for rule in matched)
+            dispatched = Dispatched(self.clock.now(), event, names, duplicate)
+            self.log.append(dispatched)
+            if self.on_dispatched is not None:
+                self.on_dispatched(dispatched)
+            for rule in matched:
+                self._send(rule, event)
         finally:
             with self._lock:
                 self._in_flight -= 1

@@ -35,7 +35,7 @@ from sandbox.deployment import (
     deploy,
     running_executions,
 )
-from sandbox.eventbridge import Delivery, EventBridge
+from sandbox.eventbridge import Delivery, DeliveryModel, EventBridge
 from sandbox.lambda_seam import LambdaSeam
 from simulated_aws.iam import authorization
 from simulated_aws.iam.authorization import Authorizer
@@ -64,6 +64,8 @@ class Harness:
     # with a grant removed) and set `expect_denials`, else any denied call fails the test
     authorizer: Authorizer | None = None
     expect_denials: bool = False
+    # how the bus delivers events (delay, loss, duplicates, order); None: the default model
+    delivery: DeliveryModel | None = None
 
     def __post_init__(self) -> None:
         self._outcomes: list[dict[str, Any]] = []
@@ -109,6 +111,7 @@ class Harness:
             ACCOUNT,
             REGION,
             deliveries=self.deliveries,
+            delivery=self.delivery,
         )
         self.world.subscribe(self.deliver)
 

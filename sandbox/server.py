@@ -49,7 +49,7 @@ from sandbox.deployment import (
     running_executions,
 )
 from sandbox.driver import ClockDriver
-from sandbox.eventbridge import EventBridge
+from sandbox.eventbridge import Dispatched, EventBridge
 from sandbox.lambda_seam import LambdaSeam
 from sandbox.world_setup import (
     ECS_MANAGED_HOOK,
@@ -66,6 +66,9 @@ from stacks.config import DrainerConfig, load_config
 DEFAULT_SPEED = 60.0  # virtual seconds per wall second
 WATCH_SECONDS = 0.2  # how often the server looks at executions (log lines, status events)
 STATUS_CHANGE = "Step Functions Execution Status Change"
+# Every event the bus hands to its rules, one JSON line each (AWS shows no such log: the
+# sandbox's own, for seeing what reached the rules; `aws logs filter-log-events` reads it).
+BUS_LOG_GROUP = "/sandbox/eventbridge"
 AWS_CLI = ROOT / ".venv" / "bin" / "aws"
 
 
@@ -122,6 +125,8 @@ class Sandbox:
         _post_json(f"{self.endpoint}/moto-api/config", MOTO_CONFIG)
         self._stack.enter_context(self.world.install())
         self._logs = self.client("logs")
+        self._logs.create_log_group(logGroupName=BUS_LOG_GROUP)
+        self._logs.create_log_stream(logGroupName=BUS_LOG_GROUP, logStreamName="default")
         # Each handler runs as its function's role from the synthesized stack: a call the
         # stack does not grant fails with AccessDenied, as it would in AWS.
         authorizer = self._stack.enter_context(installed(deployed_authorizer(self.config)))
@@ -140,6 +145,7 @@ class Sandbox:
             endpoint.ACCOUNT,
             endpoint.REGION,
             on_accepted=self.effects,
+            on_dispatched=self._bus_log,
         )
         self._stack.enter_context(_put_events_routed_to(self.eventbridge))
         self.world.subscribe(self.effects.forward(self.eventbridge.deliver))
@@ -179,6 +185,28 @@ class Sandbox:
                 logGroupName=group,
                 logStreamName=stream,
                 logEvents=[{"timestamp": now_ms, "message": line} for line in text.splitlines()],
+            )
+
+    def _bus_log(self, dispatched: Dispatched) -> None:
+        event = dispatched.event
+        line = {
+            "id": event["id"],
+            "source": event["source"],
+            "detail-type": event["detail-type"],
+            "resources": event["resources"],
+            "rules": list(dispatched.rules),
+            "duplicate": dispatched.duplicate,
+        }
+        with self._lock:
+            self._logs.put_log_events(
+                logGroupName=BUS_LOG_GROUP,
+                logStreamName="default",
+                logEvents=[
+                    {
+                        "timestamp": int(dispatched.time.timestamp() * 1000),
+                        "message": json.dumps(line),
+                    }
+                ],
             )
 
     def say(self, line: str) -> None:

@@ -72,6 +72,8 @@ class World:
         self.account = account
         self.region = region
         self.rng = random.Random(seed)  # ids, tokens: reproducible runs
+        # Event ids apart: however many events the world sends, its other ids stay the same.
+        self._event_ids = random.Random(f"events-{seed}")
         self.lock = threading.RLock()
         self.instances: dict[str, Ec2Instance] = {}
         self.terminations: list[Termination] = []
@@ -133,7 +135,7 @@ class World:
         # whole seconds, `%Y-%m-%dT%H:%M:%SZ`) and a fresh id.
         event = {
             "version": "0",
-            "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "id": str(uuid.UUID(int=self._event_ids.getrandbits(128), version=4)),
             "detail-type": detail_type,
             "source": source,
             "account": self.account,

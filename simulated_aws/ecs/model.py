@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from simulated_aws.ecs import events
 from simulated_aws.ecs.resources import (
     ACTIVE,
     DEACTIVATING,
@@ -19,12 +20,10 @@ from simulated_aws.ecs.resources import (
     RUNNING,
     STOPPED,
     STOPPING,
-    VERSION_INFO,
     Cluster,
     ContainerInstance,
     Service,
     Task,
-    resources,
 )
 from simulated_aws.faults import Throttle
 
@@ -39,7 +38,7 @@ class EcsModel:
         self.world = world
         self.clusters: dict[str, Cluster] = {}
         self.throttle = Throttle(world.clock, "ThrottlingException")
-        self.emit_state_change_events = True
+        self.emit_state_change_events = True  # both kinds: container instance and task
         self._seq = 0
         self._reconciling = False
         self._again = False
@@ -223,7 +222,7 @@ class EcsModel:
             task.stopped_at = now
             # stopCode left as it was: AWS's code for a vanished host is not documented.
             task.stopped_reason = f"Host EC2 (instance {ci.ec2_instance_id}) {how}."
-            task.version += 1
+            self._task_changed(task)
         return killed
 
     # ---- lookups ---------------------------------------------------------------------------
@@ -294,6 +293,8 @@ class EcsModel:
         ci.tasks.append(task)
         if service is not None:
             service.tasks.append(task)
+        self._task_event(task)  # PENDING, version 1
+        self._resources_changed(ci)
         return task
 
     def _start_task(self, service: Service, ci: ContainerInstance, immediately: bool) -> Task:
@@ -323,7 +324,7 @@ class EcsModel:
             return
         task.last_status = RUNNING
         task.started_at = self.world.clock.now()
-        task.version += 1
+        self._task_changed(task)
         if task.runs_for_seconds is not None:
             task.timer = self.world.call_later(
                 task.runs_for_seconds,
@@ -345,23 +346,26 @@ class EcsModel:
         task.desired_status = STOPPED
         task.stop_code = stop_code
         task.stopped_reason = reason
-        task.version += 1
         if task.last_status == PENDING:
             # "Service tasks … in the PENDING state are stopped immediately" (draining guide).
             task.last_status = STOPPED
             task.stopping_at = task.stopped_at = now
+            self._task_changed(task)
         else:
             task.stopping_at = now
             # Task lifecycle (ECS developer guide): DEACTIVATING covers the load balancer
             # target deregistration, STOPPING the container stop (SIGTERM … SIGKILL).
             if task.deregistration_delay_seconds > 0:
                 task.last_status = DEACTIVATING
+                self._task_changed(task)  # desiredStatus STOPPED and DEACTIVATING: one change
                 task.timer = self.world.call_later(
                     task.deregistration_delay_seconds,
                     lambda: self._task_stopping(task),
                     f"deregistered {task.id}",
                 )
             else:
+                # desiredStatus STOPPED, then STOPPING at once: two changes, two events
+                self._task_changed(task)
                 self._task_stopping(task, reconcile=False)
         self.reconcile()
 
@@ -370,7 +374,7 @@ class EcsModel:
         if not task.live:
             return
         task.last_status = STOPPING
-        task.version += 1
+        self._task_changed(task)
         if task.stop_seconds > 0:
             task.timer = self.world.call_later(
                 task.stop_seconds, lambda: self._task_stopped(task), f"stopped {task.id}"
@@ -386,7 +390,7 @@ class EcsModel:
             return
         task.last_status = STOPPED
         task.stopped_at = self.world.clock.now()
-        task.version += 1
+        self._task_changed(task)
         if reconcile:
             self.reconcile()
 
@@ -507,25 +511,26 @@ class EcsModel:
         self._state_change_event(ci)
 
     def _state_change_event(self, ci: ContainerInstance) -> None:
-        if not self.emit_state_change_events:
-            return
-        # Shape of aws-sample-events/ecs-container-instance-state-change.json (no task counts).
-        now = self.world.clock.now()
-        self.world.emit(
-            "ECS Container Instance State Change",
-            "aws.ecs",
-            [ci.arn],
-            {
-                "agentConnected": ci.agent_connected,
-                "attributes": [],
-                "clusterArn": ci.cluster.arn,
-                "containerInstanceArn": ci.arn,
-                "ec2InstanceId": ci.ec2_instance_id,
-                "registeredResources": resources(ci.max_tasks),
-                "remainingResources": resources(ci.max_tasks - ci.replica_load),
-                "status": ci.status,
-                "version": ci.version,
-                "versionInfo": VERSION_INFO,
-                "updatedAt": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-            },
-        )
+        if self.emit_state_change_events:
+            detail = events.container_instance_state_change(self.world, ci)
+            self.world.emit(events.INSTANCE_STATE_CHANGE, events.SOURCE, [ci.arn], detail)
+
+    # ---- task state ------------------------------------------------------------------------
+    def _task_changed(self, task: Task) -> None:
+        """A task's state changed: a new version, and its event."""
+        task.version += 1
+        self._task_event(task)
+        if task.last_status == STOPPED and not task.killed:
+            self._resources_changed(task.instance)
+
+    def _resources_changed(self, ci: ContainerInstance) -> None:
+        # "Placing or stopping tasks on a container instance modifies the available resources
+        # on the container instance" and sends its event (ECS developer guide, container
+        # instance state change events); a host's end sends its own status events.
+        ci.version += 1
+        self._state_change_event(ci)
+
+    def _task_event(self, task: Task) -> None:
+        if self.emit_state_change_events:
+            detail = events.task_state_change(self.world, task)
+            self.world.emit(events.TASK_STATE_CHANGE, events.SOURCE, [task.arn], detail)

@@ -126,12 +126,14 @@ class Task:
         return self.service is not None and self.service.daemon
 
 
+SLOT_CPU, SLOT_MEMORY = 256, 512  # what one task (one slot) reserves
+
 VERSION_INFO = {"agentVersion": "1.89.0", "agentHash": "0a1b2c3d", "dockerVersion": "25.0.8"}
 
 
 def resources(slots: int) -> list[dict[str, Any]]:
     # Tasks are modelled as slots; CPU/MEMORY scale with them only to look plausible.
     return [
-        {"name": "CPU", "type": "INTEGER", "integerValue": 256 * slots},
-        {"name": "MEMORY", "type": "INTEGER", "integerValue": 512 * slots},
+        {"name": "CPU", "type": "INTEGER", "integerValue": SLOT_CPU * slots},
+        {"name": "MEMORY", "type": "INTEGER", "integerValue": SLOT_MEMORY * slots},
     ]

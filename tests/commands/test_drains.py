@@ -101,7 +101,8 @@ def test_the_drains_of_the_three_events_files_are_listed_and_shown_from_the_sand
             str(outcome["heartbeats"]),
             str(outcome["tasksCutShort"]),
         )
-    assert listed_rows[lifecycle["instanceId"]]["duration"] == "25m30s"  # virtual time
+    # virtual time; the bus delivers the event up to 1.5 s late, and durations show whole seconds
+    assert listed_rows[lifecycle["instanceId"]]["duration"] in {"25m29s", "25m30s"}
     assert int(listed_rows[lifecycle["instanceId"]]["heartbeats"]) >= 1
 
     assert as_json.returncode == 0, as_json.stderr

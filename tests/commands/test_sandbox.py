@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from sandbox import endpoint
 from sandbox.demo import ServerProcess, environment, run_demo
-from sandbox.server import commands
+from sandbox.deployment import REACTIVATE_RULE
+from sandbox.server import BUS_LOG_GROUP, commands
 from stacks import ROOT
 from stacks.config import load_config
 
@@ -220,3 +221,35 @@ def _cli(url: str, *args: str) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout or "{}")
+
+
+def test_the_sandbox_bus_carries_the_worlds_ecs_events():
+    """The sandbox's world sends ECS task and container instance events to its bus, which hands
+    them to the stack's rules: its own log (BUS_LOG_GROUP) shows each with the rules it
+    matched; no rule of the stack takes task events."""
+    port = endpoint.free_port()
+    url = endpoint.url(port)
+    with ServerProcess(port, speed=60) as server:
+        server.wait_ready(endpoint.client("stepfunctions", url))
+        entries = json.loads((ROOT / "events" / "lifecycle-terminate.json").read_text())
+        assert endpoint.client("events", url).put_events(Entries=entries)["FailedEntryCount"] == 0
+        logs = endpoint.client("logs", url)
+        lines = _when(lambda: _bus_log_once_tasks_change(logs), "no task event reached the bus")
+    kinds = {line["detail-type"]: line for line in lines}
+    assert kinds["ECS Task State Change"]["rules"] == []
+    assert kinds["ECS Task State Change"]["source"] == "aws.ecs"
+    assert kinds["EC2 Instance-terminate Lifecycle Action"]["rules"] == ["LifecycleTerminate"]
+    draining = [
+        line
+        for line in lines
+        if line["detail-type"] == "ECS Container Instance State Change" and line["rules"]
+    ]
+    assert draining and draining[0]["rules"] == [REACTIVATE_RULE]
+
+
+def _bus_log_once_tasks_change(logs: Any) -> list[dict[str, Any]]:
+    """The bus log, once a task event is in it."""
+    events = logs.filter_log_events(logGroupName=BUS_LOG_GROUP)["events"]
+    lines = [json.loads(e["message"]) for e in events]
+    tasks = [line for line in lines if line["detail-type"] == "ECS Task State Change"]
+    return lines if tasks else []

@@ -313,7 +313,9 @@ def test_an_instance_drained_for_a_lifecycle_action_is_not_reactivated(config):
     updates = [c.params["status"] for c in world.api_calls if c.operation.startswith("Update")]
     assert updates == ["DRAINING"]
     draining = [e for e in state_changes(world, victim) if e["detail"]["status"] == "DRAINING"]
-    assert sum(e["detail"]["agentConnected"] for e in draining) == 2  # both matched the rule
-    assert harness.invocations[REACTIVATE_FUNCTION.name] == 2
+    # DRAINING, the reconnection, and each of the 4 tasks giving its resources back as it
+    # stopped on the DRAINING instance: all matched the rule
+    assert sum(e["detail"]["agentConnected"] for e in draining) == 2 + 4
+    assert harness.invocations[REACTIVATE_FUNCTION.name] == 2 + 4
     assert harness.lambda_errors == []
 

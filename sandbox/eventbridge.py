@@ -11,6 +11,7 @@ import json
 import random
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,7 +173,7 @@ class EventBridge:
         self.log: list[Dispatched] = []
         self.lost: list[dict[str, Any]] = []
         self.on_dispatched = on_dispatched
-        self._rng = random.Random(self.delivery.seed)
+        self._seen: Counter[str] = Counter()  # how often each event's content came (_fate)
         self._lock = threading.Lock()
         self._in_flight = 0
         self._functions_running = 0
@@ -232,17 +233,30 @@ class EventBridge:
         """Hand an event to the bus; its rules' targets receive it as `delivery` says."""
         model = self.delivery
         with self._lock:
-            if model.loss and self._rng.random() < model.loss:
+            fate = self._fate(event)
+            if model.loss and fate.random() < model.loss:
                 self.lost.append(event)
                 return
-            delays = [model.sample_delay(self._rng)]
-            if model.duplication and self._rng.random() < model.duplication:
-                delays.append(model.sample_delay(self._rng))
+            delays = [model.sample_delay(fate)]
+            if model.duplication and fate.random() < model.duplication:
+                delays.append(model.sample_delay(fate))
             self._in_flight += len(delays)
         for copy, delay in enumerate(delays):
             self.clock.call_later(
                 delay, lambda duplicate=bool(copy): self._dispatch(event, duplicate), "EventBridge"
             )
+
+    def _fate(self, event: dict[str, Any]) -> random.Random:
+        """The generator an event's loss, delay and duplication are drawn from: seeded by the
+        model's seed, the event's content (without its id, which PutEvents makes anew) and how
+        often that content came before. So one event's fate does not depend on which other
+        events the world's threads happened to emit first, and runs repeat exactly."""
+        content = json.dumps(
+            {key: value for key, value in event.items() if key != "id"}, sort_keys=True, default=str
+        )
+        occurrence = self._seen[content]
+        self._seen[content] += 1
+        return random.Random(f"{self.delivery.seed}|{occurrence}|{content}")
 
     def _dispatch(self, event: dict[str, Any], duplicate: bool = False) -> None:
         try:

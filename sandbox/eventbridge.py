@@ -130,8 +130,9 @@ class Delivery:
 
 @dataclass
 class Undelivered:
-    """An event its target refused, or a drain the dispatch function failed to start (in AWS:
-    the dead-letter queue receives it, from the rule or after Lambda's retries)."""
+    """An event its target refused, or one the function it invoked failed on: a drain not
+    started, a rescue or reactivation not done (in AWS: the dead-letter queue receives it, from
+    the rule or after Lambda's retries)."""
 
     rule: str
     event: dict[str, Any]
@@ -305,8 +306,7 @@ class EventBridge:
                 answer = self.lambdas.invoke(
                     FunctionName=rule.target_arn, InvocationType="Event", Payload=payload
                 )
-                if rule.starts_drains:
-                    self._record_dispatch(rule, event, answer)
+                self._record_answer(rule, event, answer)
             finally:
                 with self._lock:
                     self._in_flight -= 1
@@ -315,17 +315,21 @@ class EventBridge:
 
         threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
 
-    def _record_dispatch(self, rule: Rule, event: dict[str, Any], answer: dict[str, Any]) -> None:
-        """The dispatch function's answer: the drain's execution, or its error. An error stands
-        for what AWS does after Lambda's two retries of a failed asynchronous invocation: the
-        event lands in the dead-letter queue (the sandbox does not wait the retries out)."""
+    def _record_answer(self, rule: Rule, event: dict[str, Any], answer: dict[str, Any]) -> None:
+        """A Lambda target's answer. An error stands for what AWS does after Lambda's two retries
+        of a failed asynchronous invocation: the event lands in the function's dead-letter queue
+        (the sandbox does not wait the retries out). This holds for every function a rule invokes
+        (dispatch, rescue, reactivate); the dispatch function's answer also tells the tests which
+        execution an event started (in AWS an asynchronous invocation returns nothing)."""
         body = json.loads(answer["Payload"].read() or b"null")
-        if answer.get("FunctionError") or not isinstance(body, dict):
+        failed = bool(answer.get("FunctionError"))
+        if failed or (rule.starts_drains and not isinstance(body, dict)):
             error = body if isinstance(body, dict) else {}
             reason = f"{error.get('errorType')}: {error.get('errorMessage')}"
             self.undelivered.append(Undelivered(rule.name, event, reason))
             return
-        self.deliveries.append(Delivery(rule.name, event, body["executionArn"]))
+        if rule.starts_drains:
+            self.deliveries.append(Delivery(rule.name, event, body["executionArn"]))
 
 
 def _refusal(entry: dict[str, Any]) -> dict[str, str] | None:

@@ -47,22 +47,22 @@ from stacks.functions import (
     REACTIVATE_FUNCTION,
     RESCUE_FUNCTION,
     Function,
-    On,
 )
 from stacks.iam_limits import oversized
 
 # EventBridge retries delivery to a target for up to a day, then dead-letters.
 RULE_RETRY_ATTEMPTS = 185
 RULE_MAX_EVENT_AGE = Duration.hours(24)
-# Once EventBridge has handed an event to the dispatch function, Lambda owns it: a function error
-# is retried twice (the most Lambda allows), throttling and service errors for up to six hours,
-# then the event goes to the dead-letter queue (Lambda developer guide, "How Lambda handles
+# Once EventBridge has handed an event to a function (dispatch, rescue, reactivate), Lambda owns
+# it: a function error is retried twice (the most Lambda allows), throttling and service errors
+# for up to six hours, then the event goes to the dead-letter queue (Lambda developer guide,
+# "How Lambda handles
 # errors and retries with asynchronous invocation",
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html, and
 # "Capturing records of Lambda asynchronous invocations",
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
-DISPATCH_RETRY_ATTEMPTS = 2
-DISPATCH_MAX_EVENT_AGE = Duration.hours(6)
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 RULE_NAME_LIMIT = 64  # EventBridge rule names: 1–64 characters
 # The two alarms, by construct id. Their names are fixed (stack name + id) so that the topic and key
 # policies can name their ARNs: a reference to the alarm would make the key depend on itself.
@@ -136,7 +136,8 @@ class DrainerStack(Stack):
         for address in config.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(address))
 
-        # The rules' dead-letter queue, and the dispatch function's for what Lambda gave up on.
+        # The rules' dead-letter queue, and the one for what Lambda gave up on in the functions
+        # they invoke.
         self.dead_letters = sqs.Queue(
             self,
             "RuleDeadLetters",
@@ -279,16 +280,17 @@ class DrainerStack(Stack):
             description=f"ECS drainer {function.name} Lambda",
         )
         log_group.grant_write(role)
-        # A function granted the dead-letter queue is invoked asynchronously and may give up on
-        # an event: Lambda retries it, then sends it there (DISPATCH_RETRY_ATTEMPTS).
-        dead_letters = any(grant.on is On.DEAD_LETTERS for grant in function.grants)
+        # A function EventBridge invokes is invoked asynchronously and Lambda may give up on an
+        # event: it retries, then sends it to the dead-letter queue (ASYNC_RETRY_ATTEMPTS).
+        # The queue (SSE-SQS, no key policy) needs no policy: Lambda sends with the function's
+        # role, which its declaration grants sqs:SendMessage on the queue.
         asynchronous: dict[str, Any] = (
             {
                 "dead_letter_queue": self.dead_letters,
-                "retry_attempts": DISPATCH_RETRY_ATTEMPTS,
-                "max_event_age": DISPATCH_MAX_EVENT_AGE,
+                "retry_attempts": ASYNC_RETRY_ATTEMPTS,
+                "max_event_age": ASYNC_MAX_EVENT_AGE,
             }
-            if dead_letters
+            if function.invoked_by_events
             else {}
         )
         return lambda_.Function(
@@ -375,9 +377,11 @@ class DrainerStack(Stack):
                 period=period, statistic="Maximum"
             ),
             UNDELIVERED_ALARM,
-            "A drain could not be started (EventBridge could not deliver the event, or the "
-            "dispatch function failed to start it); the event is in the dead-letter queue. "
-            "See docs/RUNBOOK.md.",
+            "An event was not handled: EventBridge could not deliver it, or the function it "
+            "invoked failed after Lambda's retries (the dispatch function could not start a "
+            "drain, the rescue function could not complete a failed drain's lifecycle action, "
+            "or the reactivate function could not set a parked Spot instance ACTIVE). The event "
+            "is in the dead-letter queue. See docs/RUNBOOK.md.",
         )
 
     def _alarm_on_any(
@@ -412,7 +416,8 @@ class DrainerStack(Stack):
         cdk.Validations.of(self.dead_letters).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions::AwsSolutions-SQS3",
-                reason="This queue is itself the dead-letter queue of the rules' targets.",
+                reason="This queue is itself the dead-letter queue of the rules and of the "
+                "functions they invoke.",
             )
         )
 

@@ -97,13 +97,31 @@ def allow(*actions: str, on: On, why: str = "", only_if: str | None = None) -> G
 @dataclass(frozen=True)
 class Function:
     """One Lambda: its placeholder stem in the ASL file, its handler, what it does, how long it
-    may run, and what its role may do."""
+    may run, and what its role may do.
+
+    `invoked_by_events`: an EventBridge rule invokes it, asynchronously. Lambda then owns the
+    event: it retries a function error twice and otherwise drops the event, unless the function
+    has a dead-letter queue ("How Lambda handles errors and retries with asynchronous
+    invocation", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html;
+    "Capturing records of Lambda asynchronous invocations",
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html). The stack
+    gives such a function the alarmed dead-letter queue; its role sends there (SEND_UNDELIVERED),
+    as Lambda sends with the function's own role."""
 
     name: str
     handler: str
     description: str
     grants: tuple[Grant, ...] = ()
     timeout_seconds: int = 60
+    invoked_by_events: bool = False
+
+    def __post_init__(self) -> None:
+        sends = any(grant.on is On.DEAD_LETTERS for grant in self.grants)
+        if sends != self.invoked_by_events:
+            raise ValueError(
+                f"{self.name}: exactly the functions EventBridge invokes send what Lambda gives "
+                "up on to the dead-letter queue (grant SEND_UNDELIVERED, invoked_by_events=True)"
+            )
 
     @property
     def placeholder(self) -> str:
@@ -126,6 +144,8 @@ CLAIM_WRITES = allow("dynamodb:PutItem", "dynamodb:GetItem", on=On.CLAIMS_TABLE)
 # drain-started notice on the topic.
 PUT_DRAIN_EVENTS = allow("events:PutEvents", on=On.DRAIN_EVENTS)
 STARTED_NOTICE = allow("sns:Publish", on=On.OUTCOME_TOPIC, only_if="notifies_drain_started")
+# What Lambda gives up on, sent to the dead-letter queue with the function's role.
+SEND_UNDELIVERED = allow("sqs:SendMessage", on=On.DEAD_LETTERS)
 DESCRIBE_AUTO_SCALING_INSTANCES = allow(
     "autoscaling:DescribeAutoScalingInstances",
     on=On.ANYTHING,
@@ -225,7 +245,11 @@ RESCUE_FUNCTION = Function(
         allow("dynamodb:GetItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
         allow("sns:Publish", on=On.OUTCOME_TOPIC),
         PUT_DRAIN_EVENTS,
+        SEND_UNDELIVERED,
     ),
+    # A rescue that still fails after Lambda's retries must not vanish: the lifecycle action
+    # would stay open until its hook times out. It lands in the alarmed dead-letter queue.
+    invoked_by_events=True,
     # It may wait up to rescue_grace_seconds (at most 300) before completing, as the state
     # machine's rescue path does, then complete and report: 2 minutes to spare.
     timeout_seconds=420,
@@ -241,13 +265,15 @@ REACTIVATE_FUNCTION = Function(
     grants=(
         allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
         allow("dynamodb:GetItem", "dynamodb:DeleteItem", on=On.CLAIMS_TABLE),
+        SEND_UNDELIVERED,
     ),
+    invoked_by_events=True,
 )
 
 # Not part of the state machine: the three drain rules invoke it with their event; it starts the
 # drain execution under a name made from the event (lambdas/dispatch.py). Lambda sends an event
 # whose start still fails after its two retries to the dead-letter queue (the stack's undelivered
-# events alarm watches it): the function's role sends it there.
+# events alarm watches it).
 DISPATCH_FUNCTION = Function(
     "Dispatch",
     "dispatch.handler",
@@ -256,8 +282,9 @@ DISPATCH_FUNCTION = Function(
         allow("states:StartExecution", on=On.STATE_MACHINE),
         # A closed execution of the same name: was it this very event?
         allow("states:DescribeExecution", on=On.OWN_EXECUTIONS),
-        allow("sqs:SendMessage", on=On.DEAD_LETTERS),
+        SEND_UNDELIVERED,
     ),
+    invoked_by_events=True,
     # A start is one or two API calls; the SDK's own retries of a throttled one fit easily.
     timeout_seconds=30,
 )

@@ -215,7 +215,11 @@ def test_a_start_lambda_gave_up_on_lands_in_the_alarmed_dead_letter_queue(
     assert properties["DeadLetterConfig"] == {"TargetArn": queue}
     variables = properties["Environment"]["Variables"]
     assert variables["DRAINER_STATE_MACHINE_ARN"] == resolve(stack.state_machine.state_machine_arn)
-    (invoke_config,) = template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = [
+        config
+        for config in template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": logical_id}
+    ]
     assert invoke_config["Properties"]["MaximumRetryAttempts"] == 2
     assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 6 * 3600
     alarm = resolve(stack.dead_letter_alarm.node.default_child.metric_name)

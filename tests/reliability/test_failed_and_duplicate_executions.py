@@ -19,6 +19,7 @@ import rescue_execution
 
 from drainer import aws
 from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG
+from sandbox.deployment import RESCUE_RULE
 from sandbox.harness import Harness
 from simulated_aws import World
 from stacks.config import DrainerConfig
@@ -339,6 +340,27 @@ def test_an_execution_whose_own_rescue_failed_after_its_grace_is_completed_at_on
     assert result["rescued"] is True
     assert result["outcome"]["actionCompleted"] is True
     assert action.heartbeats == []
+
+
+def test_a_rescue_that_fails_lands_its_event_in_the_dead_letter_queue(config):
+    """The rescue function raises on every attempt: Lambda gives the event to the function's
+    dead-letter queue (its undelivered-events alarm fires) instead of dropping it."""
+    world, (victim, *_) = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=300)
+    with Harness(world, config) as harness:
+        harness.lambda_faults[RESCUE_FUNCTION.name] = [RuntimeError("Auto Scaling unreachable")]
+        action = world.asg.scale_in(GROUP, victim)
+        aborted = abort_after(harness, 40)
+        harness.run()
+        # The harness emits no status changes (the sandbox's server does): the rescue rule's.
+        harness.deliver(status_change(harness, aborted[0]))
+        harness.run()
+        (undelivered,) = harness.eventbridge.undelivered
+    assert undelivered.rule == RESCUE_RULE
+    assert undelivered.event["detail"]["executionArn"] == aborted[0]
+    assert "RuntimeError: Auto Scaling unreachable" in undelivered.error
+    assert action.active  # the alarm tells someone to complete it (docs/RUNBOOK.md)
+    assert harness.lambda_errors == ["RescueExecution: RuntimeError: Auto Scaling unreachable"]
 
 
 # --- Duplicates and races: one drain, one completion ----------------------------------------------

@@ -259,6 +259,9 @@ def test_the_reactivate_role_may_set_instances_of_the_configured_clusters_and_re
     ]
     for action in ("dynamodb:GetItem", "dynamodb:DeleteItem"):
         assert granted.pop(action) == [f'<{json.dumps({"Fn::GetAtt": [table, "Arn"]})}>']
+    queue = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
+    # What Lambda gives up on goes to the dead-letter queue (test_asynchronous_functions.py).
+    assert granted.pop("sqs:SendMessage") == [f'<{json.dumps({"Fn::GetAtt": [queue, "Arn"]})}>']
     assert {action.split(":")[0] for action in granted} == {"logs"}  # its own log group
 
 

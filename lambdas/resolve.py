@@ -21,6 +21,7 @@ from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
 from drainer.lifecycle_action import LIVE, NEVER, action_standing, lifecycle_state, not_ours_because
 from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG, accepts_test_events
+from drainer.other_hooks import other_terminate_hooks
 from drainer.parsers import parse_event, salvage
 from drainer.request import (
     INVALID,
@@ -89,6 +90,8 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
     held: Claim = UNCLAIMED
     if request.route in CLAIMED_ROUTES:
         held = claim(config.claims_table, request, execution_arn, now)
+    if request.route == ROUTE_LIFECYCLE and not held["duplicate"]:
+        request.other_terminate_hooks = other_terminate_hooks(request)
     log.info(
         "resolved drain request",
         executionArn=execution_arn,

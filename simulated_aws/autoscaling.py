@@ -463,6 +463,28 @@ class AutoScalingModel:
         )
         return {}
 
+    def api_DescribeLifecycleHooks(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The group's hooks, in the LifecycleHook shape of botocore's model (this world has no
+        notification targets or roles: the hooks deliver through EventBridge)."""
+        group = self._api_group(params.get("AutoScalingGroupName", ""))
+        names = params.get("LifecycleHookNames")
+        hooks = []
+        for hook in group.hooks.values():
+            if names and hook.name not in names:
+                continue
+            item: dict[str, Any] = {
+                "LifecycleHookName": hook.name,
+                "AutoScalingGroupName": group.name,
+                "LifecycleTransition": hook.transition,
+                "HeartbeatTimeout": hook.heartbeat_timeout,
+                "GlobalTimeout": hook.global_timeout,
+                "DefaultResult": hook.default_result,
+            }
+            if hook.notification_metadata is not None:
+                item["NotificationMetadata"] = hook.notification_metadata
+            hooks.append(item)
+        return {"LifecycleHooks": hooks}
+
     def api_DescribeAutoScalingInstances(self, params: dict[str, Any]) -> dict[str, Any]:
         wanted = params.get("InstanceIds")
         instances = sorted(

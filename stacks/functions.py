@@ -161,6 +161,12 @@ FUNCTIONS: tuple[Function, ...] = (
             allow("ecs:ListContainerInstances", on=On.CLUSTERS),
             allow("ecs:DescribeContainerInstances", on=On.CONTAINER_INSTANCES),
             DESCRIBE_AUTO_SCALING_INSTANCES,
+            allow(
+                "autoscaling:DescribeLifecycleHooks",
+                on=On.ANYTHING,
+                why=f"{NOT_RESOURCE_SCOPED} (Service Authorization Reference, Amazon EC2 Auto "
+                "Scaling); a lifecycle drain lists its group's other terminate hooks.",
+            ),
             # Test-source Spot/rebalance events act only on instances tagged to opt in.
             allow(
                 "ec2:DescribeTags",

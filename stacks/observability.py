@@ -166,10 +166,16 @@ def _widgets(stack: DrainerStack) -> list[list[cloudwatch.IWidget]]:
                 [m for m in per_cluster if m.metric_name in ("Drains", "TasksCutShort")],
             ),
             _graph(
-                "Drains, by Auto Scaling group",
+                "Drains, and other terminate hooks met, by Auto Scaling group",
                 [
-                    _metric(stack, "Drains", AutoScalingGroup=group)
+                    _metric(stack, name, AutoScalingGroup=group).with_(label=f"{group} {label}")
                     for group in config.auto_scaling_group_names
+                    # Another party's hook on the group (e.g. ECS managed draining): the instance
+                    # goes only when that hook's action is complete too.
+                    for name, label in (
+                        ("Drains", "drains"),
+                        ("OtherTerminateHooks", "other terminate hooks"),
+                    )
                 ],
             ),
             _graph(

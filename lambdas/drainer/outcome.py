@@ -145,4 +145,6 @@ def summarise(state: dict[str, Any], execution_arn: str | None, now: datetime) -
         "problem": request.get("problem"),
         "error": state.get("error"),
         "executionArn": execution_arn,
+        # The instance goes only when these hooks' actions are complete too.
+        "otherTerminateHooks": request.get("otherTerminateHooks") or [],
     }

@@ -32,7 +32,7 @@ NO_VALUE = "none"  # a dimension's value where the drain knows none (an instance
 FINISHED_METRICS: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
     (("Drains", "DrainDurationSeconds", "TasksCutShort"), (("Outcome",), ("Kind", "Outcome"))),
     (
-        ("Drains", "TasksCutShort", "Heartbeats", "ThrottledPolls"),
+        ("Drains", "TasksCutShort", "Heartbeats", "ThrottledPolls", "OtherTerminateHooks"),
         (("Cluster",), ("AutoScalingGroup",)),
     ),
 )
@@ -127,6 +127,8 @@ def emit_metrics(summary: dict[str, Any], namespace: str) -> None:
         "TasksCutShort": summary["tasksCutShort"],
         "Heartbeats": summary.get("heartbeats") or 0,
         "ThrottledPolls": summary.get("throttledPolls") or 0,
+        # Drains whose instance also waits for another terminate hook (e.g. ECS managed draining).
+        "OtherTerminateHooks": len(summary.get("otherTerminateHooks") or []),
     }
     _emit(FINISHED_METRICS, values, summary, namespace, Outcome=summary["outcome"])
 

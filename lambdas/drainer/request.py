@@ -54,6 +54,8 @@ class DrainRequest:
     route: str = ROUTE_FINISH
     problem: str | None = None
     dry_run: bool = False
+    # A lifecycle drain's group's other terminate hooks (drainer/other_hooks.py); None: not known.
+    other_terminate_hooks: list[str] | None = None
 
     @property
     def has_lifecycle_action(self) -> bool:

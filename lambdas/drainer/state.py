@@ -43,6 +43,7 @@ class Request(TypedDict):
     route: str
     problem: str | None
     dryRun: bool
+    otherTerminateHooks: list[str] | None
 
 
 class Target(TypedDict):
@@ -157,6 +158,7 @@ class Outcome(TypedDict):
     problem: str | None
     error: dict[str, Any] | None
     executionArn: str | None
+    otherTerminateHooks: list[str]
 
 
 def keys(shape: type) -> tuple[str, ...]:

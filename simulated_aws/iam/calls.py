@@ -268,6 +268,7 @@ CALLS: dict[tuple[str, str], CallMapping] = {
     ("autoscaling", "DescribeAutoScalingInstances"): _unscoped(
         "autoscaling:DescribeAutoScalingInstances"
     ),
+    ("autoscaling", "DescribeLifecycleHooks"): _unscoped("autoscaling:DescribeLifecycleHooks"),
     # Resolve reads the opt-in tag of a test event's instance; DescribeTags takes no resource.
     ("ec2", "DescribeTags"): _unscoped("ec2:DescribeTags"),
     ("dynamodb", "PutItem"): _on_table("dynamodb:PutItem"),

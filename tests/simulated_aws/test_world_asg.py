@@ -304,3 +304,21 @@ def test_abandon_on_one_hook_ends_the_others(world: World) -> None:
     assert (ours.ended_by, ours.active) == ("abandoned", False)
     (termination,) = world.terminations
     assert (termination.instance_id, termination.cause) == (instance, "completed")
+
+
+def test_describe_lifecycle_hooks_lists_every_hook_of_the_group(world: World) -> None:
+    _setup(world, heartbeat_timeout=300)
+    world.add_hook("demo-asg", "ecs-managed-draining-termination-hook")
+    asg = boto3.client("autoscaling")
+    hooks = asg.describe_lifecycle_hooks(AutoScalingGroupName="demo-asg")["LifecycleHooks"]
+    assert [(h["LifecycleHookName"], h["LifecycleTransition"]) for h in hooks] == [
+        ("drain-hook", "autoscaling:EC2_INSTANCE_TERMINATING"),
+        ("ecs-managed-draining-termination-hook", "autoscaling:EC2_INSTANCE_TERMINATING"),
+    ]
+    assert (hooks[0]["HeartbeatTimeout"], hooks[0]["GlobalTimeout"]) == (300, 30000)
+    named = asg.describe_lifecycle_hooks(
+        AutoScalingGroupName="demo-asg", LifecycleHookNames=["drain-hook"]
+    )["LifecycleHooks"]
+    assert [h["LifecycleHookName"] for h in named] == ["drain-hook"]
+    with pytest.raises(ClientError, match="ValidationError"):
+        asg.describe_lifecycle_hooks(AutoScalingGroupName="no-such-group")

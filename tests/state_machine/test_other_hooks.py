@@ -13,6 +13,7 @@ import boto3
 
 from sandbox.harness import Harness
 from sandbox.world_setup import ECS_MANAGED_HOOK, demo_world, describe
+from tests.state_machine.test_logging import log_lines
 from tests.worlds import CLUSTER, GROUP, drain_world
 
 ECS_MANAGED_HEARTBEAT_SECONDS = 3600
@@ -90,3 +91,56 @@ def test_the_sandbox_can_seed_the_group_with_a_second_hook(config):
         f"(heartbeat timeout {config.heartbeat_timeout_seconds} s), {ECS_MANAGED_HOOK} "
         "(heartbeat timeout 3600 s)"
     ) in describe(seeded)
+
+
+def _drain_logs(config, capsys, *, other_hook: bool, faults: str | None = None):
+    world, (victim,) = drain_world(config)
+    if other_hook:
+        world.add_hook(GROUP, ECS_MANAGED_HOOK, heartbeat_timeout=ECS_MANAGED_HEARTBEAT_SECONDS)
+    if faults:
+        world.inject_faults("autoscaling", "DescribeLifecycleHooks", code=faults, count=10)
+    capsys.readouterr()
+    with Harness(world, config) as harness:
+        world.asg.scale_in(GROUP, victim)
+        harness.run()
+        (outcome,) = harness.outcomes()
+        record = harness.record()
+    lines = list(log_lines(capsys.readouterr().out))
+    (metric,) = [line for line in lines if "_aws" in line and "Drains" in line]
+    return outcome, record, lines, metric
+
+
+def test_the_drain_logs_and_reports_the_other_terminate_hook(config, capsys):
+    outcome, record, lines, metric = _drain_logs(config, capsys, other_hook=True)
+    (noticed,) = [line for line in lines if "other terminate hooks" in line.get("message", "")]
+    assert noticed["message"] == (
+        f"other terminate hooks on the group: {ECS_MANAGED_HOOK} — the instance goes only when "
+        "each is complete"
+    )
+    assert noticed["otherTerminateHooks"] == [ECS_MANAGED_HOOK]
+    assert (outcome["outcome"], outcome["otherTerminateHooks"]) == ("drained", [ECS_MANAGED_HOOK])
+    assert metric["OtherTerminateHooks"] == 1
+    assert record.api_calls["autoscaling:DescribeLifecycleHooks"] == 1
+
+
+def test_a_group_with_only_our_hook_reports_none(config, capsys):
+    outcome, _, lines, metric = _drain_logs(config, capsys, other_hook=False)
+    assert not [line for line in lines if "other terminate hooks" in line.get("message", "")]
+    assert (outcome["outcome"], outcome["otherTerminateHooks"]) == ("drained", [])
+    assert metric["OtherTerminateHooks"] == 0
+
+
+def test_a_failing_look_up_changes_nothing_in_the_drain(config, capsys):
+    _, plain_record, _, _ = _drain_logs(config, capsys, other_hook=True)
+    for code in ("Throttling", "AccessDenied"):
+        outcome, record, lines, metric = _drain_logs(config, capsys, other_hook=True, faults=code)
+        (warned,) = [line for line in lines if "could not list" in line.get("message", "")]
+        assert code in warned["error"]
+        assert (outcome["outcome"], outcome["otherTerminateHooks"]) == ("drained", [])
+        assert metric["OtherTerminateHooks"] == 0
+        # The same drain, step for step and second for second.
+        (drain,), (plain_drain,) = record.drains, plain_record.drains
+        assert (drain.state_transitions, drain.virtual_seconds) == (
+            plain_drain.state_transitions,
+            plain_drain.virtual_seconds,
+        )

@@ -104,6 +104,7 @@ def test_a_real_drain_keeps_its_metrics(config, capsys):
     ]
     assert (metric["Cluster"], metric["AutoScalingGroup"]) == (CLUSTER, GROUP)
     assert (metric["Heartbeats"], metric["ThrottledPolls"]) == (0, 0)
+    assert metric["OtherTerminateHooks"] == 0  # the group has only our terminate hook
     assert "DryRun" not in metric
 
 

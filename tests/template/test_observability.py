@@ -91,7 +91,7 @@ def test_the_dashboard_has_a_widget_for_each_question(synthesized):
         "Heartbeats and throttled polls, by cluster",
         "Failed executions and rescues",
         "Drains and tasks cut short, by cluster",
-        "Drains, by Auto Scaling group",
+        "Drains, and other terminate hooks met, by Auto Scaling group",
         "Undelivered events (dead-letter queue depth)",
     } <= set(widgets)
     (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
@@ -131,8 +131,11 @@ def test_the_dashboard_has_a_widget_for_each_question(synthesized):
     assert {(name, dims["Cluster"]) for _, name, dims, _ in per_cluster} == {
         (name, cluster) for name in ("Heartbeats", "ThrottledPolls") for cluster in CLUSTERS
     }
-    per_group = _metrics(widgets["Drains, by Auto Scaling group"])
-    assert {dims["AutoScalingGroup"] for _, _, dims, _ in per_group} == set(GROUPS)
+    per_group = _metrics(widgets["Drains, and other terminate hooks met, by Auto Scaling group"])
+    # Another terminate hook on a group (ECS managed draining's) shows beside its drains.
+    assert {(name, dims["AutoScalingGroup"]) for _, name, dims, _ in per_group} == {
+        (name, group) for name in ("Drains", "OtherTerminateHooks") for group in GROUPS
+    }
     failures = {name for _, name, _, _ in _metrics(widgets["Failed executions and rescues"])}
     assert failures == {
         "ExecutionsFailed",

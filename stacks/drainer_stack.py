@@ -212,14 +212,7 @@ class DrainerStack(Stack):
                 description=f"ECS drainer: {name}",
             )
             # Lambda's permission for EventBridge names this rule as its source.
-            rule.add_target(
-                targets.LambdaFunction(
-                    self.dispatch_function,
-                    dead_letter_queue=self.dead_letters,
-                    retry_attempts=RULE_RETRY_ATTEMPTS,
-                    max_event_age=RULE_MAX_EVENT_AGE,
-                )
-            )
+            rule.add_target(self._rule_target(self.dispatch_function))
             self.rules[name] = rule
 
         rescue_rule = events.Rule(
@@ -228,14 +221,7 @@ class DrainerStack(Stack):
             event_pattern=_pattern(execution_failure_pattern(self.state_machine.state_machine_arn)),
             description="ECS drainer: complete the action of a failed drain execution",
         )
-        rescue_rule.add_target(
-            targets.LambdaFunction(
-                self.rescue_function,
-                dead_letter_queue=self.dead_letters,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
-            )
-        )
+        rescue_rule.add_target(self._rule_target(self.rescue_function))
 
         self._reactivation()
 
@@ -317,6 +303,15 @@ class DrainerStack(Stack):
             **asynchronous,
         )
 
+    def _rule_target(self, function: lambda_.IFunction) -> targets.LambdaFunction:
+        """A rule's Lambda target: EventBridge retries for up to a day, then dead-letters."""
+        return targets.LambdaFunction(
+            function,
+            dead_letter_queue=self.dead_letters,
+            retry_attempts=RULE_RETRY_ATTEMPTS,
+            max_event_age=RULE_MAX_EVENT_AGE,
+        )
+
     def _reactivation(self) -> None:
         """Spot stop/hibernate: a parked instance is set ACTIVE again when it comes back
         (lambdas/drainer/parking.py)."""
@@ -326,14 +321,7 @@ class DrainerStack(Stack):
             event_pattern=_pattern(instance_return_pattern(self.config)),
             description="ECS drainer: set a parked Spot instance ACTIVE when it comes back",
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                self.reactivate_function,
-                dead_letter_queue=self.dead_letters,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
-            )
-        )
+        rule.add_target(self._rule_target(self.reactivate_function))
         self.instance_returned_rule = rule
 
     # --- Operations ----------------------------------------------------------------------

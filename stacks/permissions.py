@@ -166,18 +166,19 @@ def acknowledge(role: iam.IRole | None, finding: str, reason: str) -> None:
 
 def as_nag_shows(stack: Stack, value: str) -> str:
     """An ARN as cdk-nag prints it in a finding: joined, with every reference as <…>."""
+    return reference_text(stack.resolve(value))
 
-    def show(node: Any) -> str:
-        if isinstance(node, str):
-            return node
-        if "Fn::Join" in node:
-            separator, parts = node["Fn::Join"]
-            return separator.join(show(part) for part in parts)
-        if "Ref" in node:
-            return f"<{node['Ref']}>"
-        if "Fn::GetAtt" in node:
-            logical_id, attribute = node["Fn::GetAtt"]
-            return f"<{logical_id}.{attribute}>"
-        raise ValueError(f"no cdk-nag form for {node}")
 
-    return show(stack.resolve(value))
+def reference_text(node: Any) -> str:
+    """A resolved template value joined into text, with every reference written as <…>."""
+    if isinstance(node, str):
+        return node
+    if "Fn::Join" in node:
+        separator, parts = node["Fn::Join"]
+        return separator.join(reference_text(part) for part in parts)
+    if "Ref" in node:
+        return f"<{node['Ref']}>"
+    if "Fn::GetAtt" in node:
+        logical_id, attribute = node["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    raise ValueError(f"no cdk-nag form for {node}")

@@ -14,6 +14,7 @@ from drainer import reporting
 from sandbox.harness import Harness
 from stacks.config import load_config, validate
 from stacks.functions import ALL_FUNCTIONS
+from stacks.permissions import reference_text
 from tests.conftest import ROOT
 from tests.state_machine.test_logging import log_lines
 from tests.template.synthesis import synth
@@ -37,23 +38,9 @@ def synthesized():
     return config, stack, template
 
 
-def _text(value: Any) -> str:
-    """A template value with every reference written as <LogicalId>."""
-    if isinstance(value, str):
-        return value
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(_text(part) for part in parts)
-    if "Ref" in value:
-        return f"<{value['Ref']}>"
-    if "Fn::GetAtt" in value:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    raise ValueError(value)
-
-
 def _widgets(template) -> dict[str, dict[str, Any]]:
     (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
-    body = json.loads(_text(dashboard["Properties"]["DashboardBody"]))
+    body = json.loads(reference_text(dashboard["Properties"]["DashboardBody"]))
     return {
         widget["properties"].get("title", widget["type"]): widget["properties"]
         for widget in body["widgets"]
@@ -204,7 +191,7 @@ def test_saved_queries_cover_drains_one_instance_and_failures(synthesized):
     }
 
     def groups(query: dict[str, Any]) -> set[str]:
-        return {_text(group) for group in query["LogGroupNames"]}
+        return {reference_text(group) for group in query["LogGroupNames"]}
 
     function_logs = {
         f"<{stack.get_logical_id(function.log_group.node.default_child)}>"
@@ -247,7 +234,9 @@ def test_the_queries_fields_are_in_the_real_log_lines(config, capsys):
 
 def test_the_outputs_an_engineer_starts_from(synthesized):
     config, stack, template = synthesized
-    outputs = {name: _text(output["Value"]) for name, output in template.find_outputs("*").items()}
+    outputs = {
+        name: reference_text(output["Value"]) for name, output in template.find_outputs("*").items()
+    }
     ref = stack.get_logical_id
     assert outputs["StateMachineArn"] == f"<{ref(stack.state_machine.node.default_child)}>"
     assert outputs["OutcomeTopicArn"] == f"<{ref(stack.topic.node.default_child)}>"
@@ -294,7 +283,7 @@ def test_notification_settings_in_the_template(config, notify, started_notice):
     for name in emitters:
         (statement,) = statements(name, "events:PutEvents")
         assert statement["Action"] == "events:PutEvents"
-        assert _text(statement["Resource"]) == (
+        assert reference_text(statement["Resource"]) == (
             "arn:<AWS::Partition>:events:us-east-1:123456789012:event-bus/default"
         )
         assert statement["Condition"] == {"StringEquals": {"events:source": "ecs-drainer"}}

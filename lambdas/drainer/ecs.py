@@ -103,6 +103,9 @@ class TaskSnapshot:
     def alive(self) -> int:
         return len(self.service) + len(self.daemon) + len(self.standalone) + len(self.stopping)
 
+    def arns(self) -> list[str]:
+        return sorted([*self.service, *self.daemon, *self.standalone, *self.stopping])
+
     def counts(self) -> dict[str, int]:
         return {
             "service": len(self.service),

@@ -87,6 +87,7 @@ def initial(
         # (throttling) does not restart or speed up the back-off.
         "pollIntervalSeconds": None,
         "tasks": None,
+        "aliveTasks": [],
         "tasksAtStart": (target or {}).get("runningTasksCount"),
         "workloadDrainedAt": None,
         "daemonServices": [],
@@ -175,8 +176,8 @@ def _verdict(
     elapsed: float,
 ) -> dict[str, Any]:
     if tasks is None:
-        return {**ended(request, GONE), "tasks": None}
-    update: dict[str, Any] = {"tasks": tasks.counts()}
+        return {**ended(request, GONE), "tasks": None, "aliveTasks": []}
+    update: dict[str, Any] = {"tasks": tasks.counts(), "aliveTasks": tasks.arns()}
     others = len(tasks.service) + len(tasks.standalone) + len(tasks.stopping)
     if others == 0 and tasks.daemon:
         # ECS stops daemon tasks last; give them a grace period to go by themselves.

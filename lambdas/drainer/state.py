@@ -108,6 +108,9 @@ class Progress(TypedDict):
     nextWaitSeconds: int
     pollIntervalSeconds: int | None  # the back-off's own interval
     tasks: TaskCounts | None
+    # ARNs of the tasks the last poll found alive: what the next poll describes and what the
+    # event-woken wait arms with (drainer/ecs.py, drainer/watch.py)
+    aliveTasks: list[str]
     workloadDrainedAt: str | None
     daemonServices: list[str]
     knownServices: list[str]

@@ -13,9 +13,11 @@ patch a 48-hour Wait would take 48 hours and a callback Task's timeout would pas
 So `on_clock(clock)` swaps the first two for the clock's `sleep`, makes the callback module's
 events `ClockEvent`s (a drop-in `threading.Event` whose `set()`, from SendTaskSuccess, wakes a
 clock waiter at once) and has `CallbackEndpoint.wait` wait on its event with the clock's `wait`;
-only while a world is installed. The Task's outer timeout (`ExecuteState._evaluate_with_timeout`)
-still waits on a real `threading.Event` for TimeoutSeconds, but returns as soon as the callback
-wait ends, so it only matters if a virtual wait took longer in real seconds than its timeout.
+only while a world is installed. It also answers SendTaskSuccess for a closed Task as Step
+Functions does (moto 5.2.5 accepts it silently, or fails building its error). The Task's outer
+timeout (`ExecuteState._evaluate_with_timeout`) still waits on a real `threading.Event` for
+TimeoutSeconds, but returns as soon as the callback wait ends, so it only matters if a virtual
+wait took longer in real seconds than its timeout.
 `check_seams()` says what all this relies on (moto 5.2.5, pinned in requirements.txt) and runs
 before every patch, so a moto upgrade that moves them fails at once with what to fix rather
 than quietly waiting in real time; tests/simulated_aws/test_world_moto_sfn.py checks it too.
@@ -35,6 +37,10 @@ from simulated_aws.clock import ClockEvent
 
 MOTO_VERSION = "5.2.5"  # the version whose internals are named below
 _on_clock = False  # whether the patch is in place
+TASK_CLOSED = (
+    "The task token has either expired or the task associated with the token has already "
+    "been closed."
+)
 
 
 class Sleeper(Protocol):
@@ -71,6 +77,12 @@ def _callback_problems(callback: Any) -> list[str]:
         problems.append("CallbackEndpoint.wait(self, timeout) is gone")
     elif "self._notify_event = Event()" not in inspect.getsource(endpoint.__init__):
         problems.append("CallbackEndpoint no longer makes its _notify_event with Event()")
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as backend
+
+    if not all(hasattr(backend, name) for name in ("_get_executions", "send_task_success")):
+        problems.append("StepFunctionsParserBackend lost _get_executions or send_task_success")
+    if "_pool" not in inspect.getsource(callback.CallbackPoolManager.notify):
+        problems.append("CallbackPoolManager no longer keeps its endpoints in _pool")
     task = service_callback.StateTaskServiceCallback._wait_for_task_token_timeout
     if "callback_endpoint.wait(" not in inspect.getsource(task):
         problems.append(
@@ -131,8 +143,36 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
                 "its virtual clock"
             )
         # On the timeout, moto's own answer: no outcome (States.Timeout).
-        return self._outcome if clock.wait(event, timeout) else None
+        outcome = self._outcome if clock.wait(event, timeout) else None
+        # Either way the Task is closed now. Step Functions refuses a later SendTaskSuccess
+        # for it ("TaskTimedOut: the task token has either expired or the task associated with
+        # the token has already been closed", https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html);
+        # moto would accept it silently, so the endpoint is marked as moto marks a closed one.
+        self.report(callback.CallbackConsumerTimeout())
+        return outcome
 
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        # moto 5.2.5 raises its TaskTimedOut / InvalidToken without the message its error class
+        # requires (a TypeError, i.e. a 500), so the answers are given here, as the API
+        # reference lists them: a closed Task's token → TaskTimedOut, an unknown one →
+        # InvalidToken (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+        from moto.core.exceptions import AWSError
+        from moto.stepfunctions.parser.api import ExecutionStatus
+
+        for execution in self._get_executions(ExecutionStatus.RUNNING):
+            pool = execution.exec_worker.env.callback_pool_manager
+            endpoint = pool._pool.get(task_token)
+            if endpoint is None:
+                continue
+            if endpoint.consumer_error is not None:
+                raise AWSError(TASK_CLOSED, "TaskTimedOut")
+            endpoint.notify(callback.CallbackOutcomeSuccess(callback_id=task_token, output=outcome))
+            return
+        raise AWSError("Invalid Token: 'Invalid token'", "InvalidToken")
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as backend
+
+    original_send = backend.send_task_success
     original_wait, original_time = wait_function._wait_interval, retrier_decl.time
     # Only the retrier module sees this `time`: the real module stays untouched for everyone.
     retrier_time = types.SimpleNamespace(
@@ -144,6 +184,7 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
     retrier_decl.time = retrier_time
     callback.Event = ClockEvent  # only that module's: its endpoints' events wake the clock
     callback.CallbackEndpoint.wait = callback_wait
+    backend.send_task_success = send_task_success
     _on_clock = True
     try:
         yield
@@ -152,4 +193,5 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
         retrier_decl.time = original_time
         callback.Event = original_event
         callback.CallbackEndpoint.wait = original_callback_wait
+        backend.send_task_success = original_send
         _on_clock = False

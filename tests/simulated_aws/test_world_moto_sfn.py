@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from sandbox.lambda_seam import LambdaSeam
@@ -174,6 +175,37 @@ def test_send_task_success_ends_a_callback_wait_at_its_virtual_time(
     assert callback_world.clock.now() - start == timedelta(seconds=100)
     assert result["stopDate"] - result["startDate"] == timedelta(seconds=100)
     assert wall < 3
+
+
+@pytest.mark.parametrize("first", ["timeout", "success"])
+def test_a_closed_callback_refuses_a_late_send_task_success(
+    callback_world: World, first: str
+) -> None:
+    """Step Functions answers TaskTimedOut to a token whose Task closed (timed out or already
+    succeeded) while the execution runs on, and InvalidToken once the execution ended."""
+    sfn = boto3.client("stepfunctions")
+    errors: list[str] = []
+
+    def send(label: str) -> None:
+        try:
+            sfn.send_task_success(taskToken=TOKENS[0], output=json.dumps({"wokenBy": label}))
+        except ClientError as error:
+            errors.append(error.response["Error"]["Code"])
+
+    definition = json.loads(json.dumps(CALLBACK))
+    definition["States"]["Done"] = {"Type": "Wait", "Seconds": 600, "End": True}
+
+    def schedule() -> None:
+        if first == "success":
+            callback_world.clock.call_later(100, lambda: send("first"))
+        # while the execution still runs: after the timeout (3600 s) or after the success
+        callback_world.clock.call_later(3700 if first == "timeout" else 200, lambda: send("late"))
+
+    result, _ = _run(callback_world, definition, schedule)
+    assert result["status"] == "SUCCEEDED"
+    assert errors == ["TaskTimedOut"]
+    send("after the end")
+    assert errors == ["TaskTimedOut", "InvalidToken"]
 
 
 def test_moto_still_waits_where_the_patch_expects() -> None:

@@ -157,20 +157,11 @@ class DrainerConfig(BaseModel):
     # bus can start drains (README, "Fire test events").
     test_event_source: str | None = Field(None, pattern=EVENT_SOURCE + "|^$")
     log_retention_days: int = 30
-    # What `cdk destroy` (and a deploy that replaces or drops them) does to the data the stack
-    # holds: every log group (each function's, the state machine's) and the claims table. CDK's
-    # own RemovalPolicy words, as a platform team writes them for every stack, and an enum like
-    # the other policies rather than a bool whose `false` says nothing of what happens. Default
-    # "destroy": uninstalling leaves nothing behind to bill or clean up; "retain" keeps the logs
-    # as the record of every drain (they still expire after log_retention_days) and keeps the
-    # table (its claims expire by TTL). Neither has a fixed name, so a retained one never collides
-    # with the next deploy of the same stack_name. The topic's KMS key is always retained, the
-    # queue, topic and functions always deleted (README, "Upgrading while drains run").
-    removal_policy: Literal["destroy", "retain"] = Field(
-        "destroy",
-        description="RemovalPolicy of the log groups and the claims table (cdk destroy: "
-        "delete or keep them)",
-    )
+    # The log groups' and claims table's RemovalPolicy, in CDK's words (an enum, as the other
+    # policies: a bool's false would not say what happens). "destroy" (default): uninstalling
+    # leaves nothing to bill or clean up; "retain" keeps each drain's logs (still expiring) and
+    # the table (TTL empties it); neither has a fixed name to collide on redeploy. README, Deploy.
+    removal_policy: Literal["destroy", "retain"] = "destroy"
     notification_emails: list[Annotated[str, Field(pattern=EMAIL)]] = Field(
         default_factory=list, max_length=10
     )

@@ -157,6 +157,11 @@ class DrainerConfig(BaseModel):
     # bus can start drains (README, "Fire test events").
     test_event_source: str | None = Field(None, pattern=EVENT_SOURCE + "|^$")
     log_retention_days: int = 30
+    # The log groups' and claims table's RemovalPolicy, in CDK's words (an enum, as the other
+    # policies: a bool's false would not say what happens). "destroy" (default): uninstalling
+    # leaves nothing to bill or clean up; "retain" keeps each drain's logs (still expiring) and
+    # the table (TTL empties it); neither has a fixed name to collide on redeploy. README, Deploy.
+    removal_policy: Literal["destroy", "retain"] = "destroy"
     notification_emails: list[Annotated[str, Field(pattern=EMAIL)]] = Field(
         default_factory=list, max_length=10
     )

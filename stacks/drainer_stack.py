@@ -68,6 +68,8 @@ RULE_NAME_LIMIT = 64  # EventBridge rule names: 1–64 characters
 # policies can name their ARNs: a reference to the alarm would make the key depend on itself.
 FAILED_ALARM, UNDELIVERED_ALARM = "DrainFailedAlarm", "UndeliveredEventsAlarm"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
+# config.removal_policy: DeletionPolicy and UpdateReplacePolicy Delete, or Retain.
+REMOVAL_POLICIES = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
 
 
 class DrainerStack(Stack):
@@ -77,6 +79,8 @@ class DrainerStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         retention = _retention(config.log_retention_days)
+        # The log groups' and the table's (config.removal_policy); the key keeps CDK's RETAIN.
+        self.removal_policy = removal = REMOVAL_POLICIES[config.removal_policy]
 
         self.claims = dynamodb.TableV2(
             self,
@@ -87,7 +91,7 @@ class DrainerStack(Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            removal_policy=RemovalPolicy.DESTROY,  # claims live a day; nothing to keep
+            removal_policy=removal,
         )
 
         self.alarm_names = {
@@ -157,7 +161,7 @@ class DrainerStack(Stack):
         self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
 
         self.machine_logs = machine_logs = logs.LogGroup(
-            self, "StateMachineLogs", retention=retention, removal_policy=RemovalPolicy.DESTROY
+            self, "StateMachineLogs", retention=retention, removal_policy=removal
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -257,7 +261,10 @@ class DrainerStack(Stack):
         environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
-            self, f"{function.name}Logs", retention=retention, removal_policy=RemovalPolicy.DESTROY
+            self,
+            f"{function.name}Logs",
+            retention=retention,
+            removal_policy=self.removal_policy,
         )
         role = iam.Role(
             self,

@@ -193,7 +193,13 @@ FUNCTIONS: tuple[Function, ...] = (
         "PollTasks",
         "poll_tasks.handler",
         "Count tasks still alive; decide the next step",
-        grants=TASK_READS,
+        # The per-cluster cache of daemon service names (drainer/services.py).
+        grants=(
+            *TASK_READS,
+            allow(
+                "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE
+            ),
+        ),
     ),
     Function(
         "RecordHeartbeat",

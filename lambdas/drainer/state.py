@@ -52,8 +52,9 @@ class Target(TypedDict):
     cluster: str
     containerInstanceArn: str
     status: str | None
-    runningTasksCount: int
-    pendingTasksCount: int
+    # None when ListContainerInstances found it ACTIVE (drainer/ecs.py locate): no counts then
+    runningTasksCount: int | None
+    pendingTasksCount: int | None
 
 
 class Parked(TypedDict):

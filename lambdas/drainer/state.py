@@ -2,7 +2,8 @@
 
 Each Task of the state machine (statemachine/build.py) passes its Lambda only the parts it
 needs and places the Lambda's answer at one path with ResultPath: a Lambda returns its own part
-and nothing else. Resolve is the exception: it builds the first document from the raw event.
+and nothing else. Resolve is the exception: it builds the first document from the raw event; and start_drain
+returns the whole document (it finds a lifecycle drain's target, and may change its route).
 Step Functions cannot place a Lambda's whole answer at a path (ResultSelector builds an object
 key by key), so the builder lists each part's keys from the shapes below: every key of a part
 that a Task places is always present in the Lambda's answer.
@@ -10,7 +11,7 @@ that a Task places is always present in the Lambda's answer.
 | Part          | Written by                                                              |
 |---------------|-------------------------------------------------------------------------|
 | `request`     | resolve                                                                 |
-| `target`      | resolve                                                                 |
+| `target`      | resolve; for a lifecycle drain start_drain (after its start slot)       |
 | `progress`    | resolve (first), start_drain, poll_tasks, record_heartbeat, stop_tasks  |
 | `completion`  | complete_action                                                         |
 | `replacement` | replace_instance                                                        |

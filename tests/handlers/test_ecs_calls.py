@@ -91,3 +91,48 @@ def test_describes_go_by_one_hundred(monkeypatch):
     monkeypatch.setattr(ecs, "call", fake)
     assert len(ecs._alive("c", [f"arn:{n}" for n in range(250)])) == 250
     assert batches == [100, 100, 50]
+
+
+def test_an_active_instance_is_found_with_one_call_a_draining_one_with_list_and_describe(env):
+    world, (victim, other, _), _ = env
+    before = len(world.api_calls)
+    state = resolve.handler({"event": world.spot_interrupt(victim), "executionArn": ARN}, None)
+    assert ecs_calls(world, before) == Counter(ListContainerInstances=1)
+    assert state["target"]["status"] == "ACTIVE"
+    world.ecs.container_instance(other).status = "DRAINING"
+    before = len(world.api_calls)
+    found = ecs.locate(other, [CLUSTER])
+    assert ecs_calls(world, before) == Counter(
+        ListContainerInstances=2, DescribeContainerInstances=1
+    )
+    assert found["status"] == "DRAINING"
+
+
+def test_lifecycle_drains_take_start_slots_spot_drains_none(env, config):
+    world, (first, second, third), _ = env
+    paces = [
+        resolve.handler(
+            {"event": world.asg.scale_in(GROUP, victim).event, "executionArn": f"{ARN}-{victim}"},
+            None,
+        )["progress"]["nextWaitSeconds"]
+        for victim in (first, second)
+    ]
+    assert paces == [0, 1]  # 1/10 s apart, rounded up to the Wait's whole seconds
+    spot = resolve.handler({"event": world.spot_interrupt(third), "executionArn": ARN}, None)
+    assert spot["progress"]["nextWaitSeconds"] == 5  # its own short poll wait, no slot
+    assert spot["target"] is not None  # located at once: DRAINING next
+
+
+def test_a_start_slot_never_waits_past_the_first_heartbeat(env, config, monkeypatch):
+    from drainer import pacing
+
+    world, (victim, *_), _ = env
+    monkeypatch.setattr(pacing, "reserve", lambda *args: 100_000.0)
+    state = lifecycle_state(world, victim)
+    interval = config.heartbeat_timeout_seconds // 3
+    assert state["progress"]["nextWaitSeconds"] == interval
+
+
+def lifecycle_state(world, victim) -> dict:
+    event = world.asg.scale_in(GROUP, victim).event
+    return resolve.handler({"event": event, "executionArn": ARN}, None)

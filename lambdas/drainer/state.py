@@ -2,8 +2,9 @@
 
 Each Task of the state machine (statemachine/build.py) passes its Lambda only the parts it
 needs and places the Lambda's answer at one path with ResultPath: a Lambda returns its own part
-and nothing else. Resolve is the exception: it builds the first document from the raw event; and start_drain
-returns the whole document (it finds a lifecycle drain's target, and may change its route).
+and nothing else. Resolve is the exception: it builds the first document from the raw event;
+so is start_drain, which returns the whole document (it finds a lifecycle drain's target, and
+may change its route).
 Step Functions cannot place a Lambda's whole answer at a path (ResultSelector builds an object
 key by key), so the builder lists each part's keys from the shapes below: every key of a part
 that a Task places is always present in the Lambda's answer.

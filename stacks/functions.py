@@ -183,6 +183,9 @@ FUNCTIONS: tuple[Function, ...] = (
         "start_drain.handler",
         "Set the container instance to DRAINING; then claim a Spot drain",
         grants=(
+            # A lifecycle drain finds its container instance here, after its start slot.
+            allow("ecs:ListContainerInstances", on=On.CLUSTERS),
+            allow("ecs:DescribeContainerInstances", on=On.CONTAINER_INSTANCES),
             allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
             CLAIM_WRITES,
             PUT_DRAIN_EVENTS,

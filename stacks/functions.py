@@ -176,6 +176,8 @@ FUNCTIONS: tuple[Function, ...] = (
                 only_if="test_event_source",
             ),
             CLAIM_WRITES,
+            # A lifecycle drain's start slot (drainer/pacing.py).
+            allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
         ),
     ),
     Function(

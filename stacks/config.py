@@ -143,7 +143,7 @@ class DrainerConfig(BaseModel):
     # Lifecycle drains start at most this many per second (Spot drains never wait): a mass
     # refresh's first ECS calls stay within ECS's token buckets (drainer/pacing.py). A start
     # slot never waits past the first heartbeat or the ceiling.
-    drain_start_rate_per_second: float = Field(10.0, ge=1.0, le=100.0)
+    drain_start_rate_per_second: float = Field(8.0, ge=1.0, le=100.0)
     rebalance_policy: Literal["ignore", "drain", "replace"] = "ignore"
     standalone_task_policy: Literal["wait", "stop"] = "wait"
     standalone_task_grace_seconds: int = Field(600, ge=0, le=MAX_LIFECYCLE_SECONDS)

@@ -117,7 +117,7 @@ def test_lifecycle_drains_take_start_slots_spot_drains_none(env, config):
         )["progress"]["nextWaitSeconds"]
         for victim in (first, second)
     ]
-    assert paces == [0, 1]  # 1/10 s apart, rounded up to the Wait's whole seconds
+    assert paces == [0, 1]  # 1/8 s apart, rounded up to the Wait's whole seconds
     spot = resolve.handler({"event": world.spot_interrupt(third), "executionArn": ARN}, None)
     assert spot["progress"]["nextWaitSeconds"] == 5  # its own short poll wait, no slot
     assert spot["target"] is not None  # located at once: DRAINING next

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -95,6 +96,10 @@ class RefreshResult:
     peak_attempts_per_s: dict[str, int]
     peak_accepted_per_s: dict[str, int]
     timeline: dict[str, list[int]] = field(default_factory=dict)  # per virtual second
+    throttled_after_first_minute: int = 0
+    ecs_calls_per_drain_median: float | None = None  # calls naming the drain's instance or tasks
+    notice_p50_seconds: float | None = None  # last task stopped → lifecycle action completed
+    notice_p95_seconds: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -326,6 +331,12 @@ def run_refresh(
         invocations = dict(harness.invocations)
     actions = [a for a in world.lifecycle_actions if a.instance_id in set(old)]
     ecs_calls = [c for c in world.api_calls if c.service == "ecs"]
+    per_drain = calls_per_instance(world, old, ecs_calls)
+    notices = sorted(
+        (a.ended_at - last).total_seconds()
+        for a in actions
+        if a.ended_at and (last := last_natural_stop(world, a.instance_id))
+    )
     return RefreshResult(
         instances=instances,
         rate_per_s=rate,
@@ -345,7 +356,43 @@ def run_refresh(
         peak_attempts_per_s=peak_rates(ecs_calls, start, lambda c: True),
         peak_accepted_per_s=peak_rates(ecs_calls, start, lambda c: c.outcome == "ok"),
         timeline=timeline(ecs_calls, start),
+        throttled_after_first_minute=sum(
+            1 for c in ecs_calls if c.outcome != "ok" and (c.time - start).total_seconds() >= 60
+        ),
+        ecs_calls_per_drain_median=statistics.median(per_drain) if per_drain else None,
+        notice_p50_seconds=_percentile(notices, 50),
+        notice_p95_seconds=_percentile(notices, 95),
     )
+
+
+def _percentile(values: list[float], percent: int) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, round(percent / 100 * (len(values) - 1)))]
+
+
+def calls_per_instance(world: World, instances: list[str], calls: list[Any]) -> list[int]:
+    """ECS calls (throttled attempts included) per drained instance: each call is attributed by
+    the instance id, container instance or tasks it names (DescribeServices names none)."""
+    owner: dict[str, str] = {}
+    for instance in instances:
+        owner[instance] = instance
+        owner[world.ecs.container_instance(instance).arn] = instance
+        for task in world.tasks_on(instance):
+            owner[task.arn] = instance
+    counts = dict.fromkeys(instances, 0)
+    for c in calls:
+        params = c.params or {}
+        names = [
+            *(params.get("containerInstances") or []),
+            *(params.get("tasks") or []),
+            params.get("containerInstance"),
+            str(params.get("filter") or "").rpartition(" ")[2],
+        ]
+        found = next((owner[n] for n in names if n in owner), None)
+        if found:
+            counts[found] += 1
+    return list(counts.values())
 
 
 def refresh_job(

@@ -9,8 +9,9 @@ from typing import Any
 from drainer import log, progress
 from drainer.aws import Throttled
 from drainer.clock import utcnow
-from drainer.ecs import InstanceGone, snapshot
+from drainer.ecs import InstanceGone, alive_before, snapshot
 from drainer.request import DrainRequest
+from drainer.services import classifier
 from drainer.settings import Settings, settings
 from drainer.state import Progress, Target
 
@@ -26,9 +27,15 @@ def poll(
 ) -> Progress:
     try:
         tasks, daemons, known = snapshot(
-            dict(target), set(current["daemonServices"]), set(current["knownServices"])
+            dict(target),
+            set(current["daemonServices"]),
+            set(current["knownServices"]),
+            alive_before(dict(current)),
+            classifier(config.claims_table, now),
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
+        if current.get("tasksAtStart") is None:  # located by a list, without counts
+            current["tasksAtStart"] = tasks.alive
     except InstanceGone as gone:
         log.warning("container instance gone", detail=str(gone))
         tasks = None

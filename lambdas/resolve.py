@@ -1,5 +1,6 @@
 """Lambda: turn a raw EventBridge event into a drain request, find its container instance and,
-for a lifecycle or rebalance drain, claim it.
+for a lifecycle or rebalance drain, claim it. A lifecycle drain's instance is found later, by
+"Start draining" after the drain's start slot (drainer/pacing.py): no ECS call here for it.
 
 Claiming here rather than in a Task of its own saves a lifecycle drain two state transitions
 (a Claim Task and its "duplicate?" Choice): "Route by event kind" sends a duplicate straight
@@ -12,10 +13,11 @@ its own part of it (drainer/state.py).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from drainer import log, progress, rebalance
+from drainer import log, pacing, progress, rebalance
 from drainer.claims import UNCLAIMED, claim
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import locate
@@ -70,8 +72,7 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
         if request.route == ROUTE_LIFECYCLE:
             ceiling = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
             request.deadline = iso(parse_iso(request.event_time) + timedelta(seconds=ceiling))
-            target = locate(request.instance_id, config.cluster_names)
-            request.route = ROUTE_LIFECYCLE if target else ROUTE_COMPLETE_ONLY
+            # Located by "Start draining", after the drain's start slot (drainer/pacing.py).
     elif request.kind == SPOT:
         if _refused_test_event(request, config):
             request.route = ROUTE_TEST_EVENT_REFUSED
@@ -90,8 +91,10 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
     held: Claim = UNCLAIMED
     if request.route in CLAIMED_ROUTES:
         held = claim(config.claims_table, request, execution_arn, now)
+    pace = 0
     if request.route == ROUTE_LIFECYCLE and not held["duplicate"]:
         request.other_terminate_hooks = other_terminate_hooks(request)
+        pace = _start_slot(request, config, now)
     log.info(
         "resolved drain request",
         executionArn=execution_arn,
@@ -101,11 +104,22 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
         cluster=(target or {}).get("cluster"),
         duplicate=held["duplicate"],
     )
-    return {
-        "request": request.to_state(),
-        "target": target,
-        "progress": progress.initial(request, target, config, now, held),
-    }
+    first = progress.initial(request, target, config, now, held)
+    if request.route == ROUTE_LIFECYCLE:
+        first["nextWaitSeconds"] = pace  # "Wait for a drain start slot"; then Start draining
+    return {"request": request.to_state(), "target": target, "progress": first}
+
+
+def _start_slot(request: DrainRequest, config: Settings, now: datetime) -> int:
+    """Seconds to wait for the drain's start slot, never past the moment the first heartbeat
+    falls due nor past the ceiling: the heartbeat schedule and the ceiling hold as without it."""
+    delay = pacing.reserve(config.claims_table, config.drain_start_rate_per_second, now)
+    since_action = (now - parse_iso(request.event_time)).total_seconds()
+    limits = [delay, config.heartbeat_interval_seconds - since_action]
+    left = progress.seconds_left(request, now)
+    if left is not None:
+        limits.append(left)
+    return max(0, math.ceil(min(limits)))
 
 
 def _our_action(request: DrainRequest, config: Settings) -> bool:

@@ -4,7 +4,9 @@ A Spot drain is claimed right after, so that a duplicate warning ends as a dupli
 not even a DynamoDB write, stands between the two-minute warning and DRAINING. For a `stop` or
 `hibernate` interruption the instance is also noted as parked, so that it is set ACTIVE again
 when it comes back (drainer/parking.py, lambdas/reactivate_instance.py). Lifecycle and
-rebalance drains were claimed by Resolve (lambdas/resolve.py).
+rebalance drains were claimed by Resolve (lambdas/resolve.py). A lifecycle drain comes here
+after its start slot (drainer/pacing.py) and finds its container instance first: its first ECS
+call is paced; Spot's DRAINING is not.
 """
 
 from __future__ import annotations
@@ -15,24 +17,43 @@ from typing import Any
 from drainer import log, outcome, progress
 from drainer.claims import claim
 from drainer.clock import utcnow
-from drainer.ecs import InstanceGone, set_draining
+from drainer.ecs import InstanceGone, locate, set_draining
 from drainer.parking import park, should_park
 from drainer.reporting import drain_started
-from drainer.request import ROUTE_REBALANCE_DRAIN, SPOT, DrainRequest
+from drainer.request import (
+    ROUTE_COMPLETE_ONLY,
+    ROUTE_LIFECYCLE,
+    ROUTE_REBALANCE_DRAIN,
+    SPOT,
+    DrainRequest,
+)
 from drainer.settings import Settings, settings
-from drainer.state import Progress, Target
+from drainer.state import Progress, StateDocument, Target
 
 
 @log.per_invocation
-def handler(event: dict[str, Any], _context: Any) -> Progress:
-    return start_drain(
-        DrainRequest.from_state(event["request"]),
-        event["target"],
-        event["progress"],
-        event["executionArn"],
-        settings(),
-        utcnow(),
-    )
+def handler(event: dict[str, Any], _context: Any) -> StateDocument:
+    """The whole document: a lifecycle drain's target is found here, after its start slot."""
+    request = DrainRequest.from_state(event["request"])
+    target, current, config, now = event["target"], event["progress"], settings(), utcnow()
+    if target is None and request.route == ROUTE_LIFECYCLE:
+        target = locate(request.instance_id, config.cluster_names)
+        if target is None:  # in no configured cluster: complete the action at once
+            request.route = ROUTE_COMPLETE_ONLY
+            log.info("container instance not found; completing", instanceId=request.instance_id)
+            ending = {"verdict": progress.COMPLETE, "ending": outcome.NOT_IN_CLUSTER}
+            return {
+                "request": request.to_state(),
+                "target": None,
+                "progress": {**current, **ending},
+            }
+        current = {
+            **current,
+            "tasksAtStart": target.get("runningTasksCount"),
+            "nextWaitSeconds": progress.first_wait(request, config, now),
+        }
+    started = start_drain(request, target, current, event["executionArn"], config, now)
+    return {"request": request.to_state(), "target": target, "progress": started}
 
 
 def start_drain(

@@ -39,7 +39,10 @@ def stop(
         return {**current, "nextWaitSeconds": 0}
     try:
         tasks, _, _ = ecs.snapshot(
-            dict(target), set(current["daemonServices"]), set(current["knownServices"])
+            dict(target),
+            set(current["daemonServices"]),
+            set(current["knownServices"]),
+            ecs.alive_before(dict(current)),
         )
     except InstanceGone:
         return {**current, "nextWaitSeconds": 0}

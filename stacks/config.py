@@ -140,6 +140,10 @@ class DrainerConfig(BaseModel):
     backoff_after_seconds: int = Field(3600, ge=0, le=MAX_LIFECYCLE_SECONDS)
     backoff_rate: float = Field(1.5, ge=1.0, le=3.0)
     spot_poll_interval_seconds: int = Field(5, ge=1, le=30)
+    # Lifecycle drains start at most this many per second (Spot drains never wait): a mass
+    # refresh's first ECS calls stay within ECS's token buckets (drainer/pacing.py). A start
+    # slot never waits past the first heartbeat or the ceiling.
+    drain_start_rate_per_second: float = Field(8.0, ge=1.0, le=100.0)
     rebalance_policy: Literal["ignore", "drain", "replace"] = "ignore"
     standalone_task_policy: Literal["wait", "stop"] = "wait"
     standalone_task_grace_seconds: int = Field(600, ge=0, le=MAX_LIFECYCLE_SECONDS)
@@ -399,6 +403,7 @@ class DrainerConfig(BaseModel):
             "backoff_after_seconds",
             "backoff_rate",
             "spot_poll_interval_seconds",
+            "drain_start_rate_per_second",
             "rebalance_policy",
             "standalone_task_policy",
             "standalone_task_grace_seconds",

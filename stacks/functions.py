@@ -176,6 +176,8 @@ FUNCTIONS: tuple[Function, ...] = (
                 only_if="test_event_source",
             ),
             CLAIM_WRITES,
+            # A lifecycle drain's start slot (drainer/pacing.py).
+            allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
         ),
     ),
     Function(
@@ -183,6 +185,9 @@ FUNCTIONS: tuple[Function, ...] = (
         "start_drain.handler",
         "Set the container instance to DRAINING; then claim a Spot drain",
         grants=(
+            # A lifecycle drain finds its container instance here, after its start slot.
+            allow("ecs:ListContainerInstances", on=On.CLUSTERS),
+            allow("ecs:DescribeContainerInstances", on=On.CONTAINER_INSTANCES),
             allow("ecs:UpdateContainerInstancesState", on=On.CONTAINER_INSTANCES),
             CLAIM_WRITES,
             PUT_DRAIN_EVENTS,
@@ -193,7 +198,13 @@ FUNCTIONS: tuple[Function, ...] = (
         "PollTasks",
         "poll_tasks.handler",
         "Count tasks still alive; decide the next step",
-        grants=TASK_READS,
+        # The per-cluster cache of daemon service names (drainer/services.py).
+        grants=(
+            *TASK_READS,
+            allow(
+                "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE
+            ),
+        ),
     ),
     Function(
         "RecordHeartbeat",

@@ -45,6 +45,7 @@ EXECUTION_TIMEOUT_SECONDS = 180_000  # 50 h: past the 48-hour ceiling and its co
 # State names. The rescue function (lambdas/rescue_execution.py) reads the rescue path's by name.
 RESOLVE = "Resolve drain request"
 ROUTE = "Route by event kind"
+PACE = "Wait for a drain start slot"
 START = "Start draining"
 CHECK = "Check drain progress"
 WAIT = "Wait before polling"
@@ -184,7 +185,7 @@ def definition() -> dict[str, Any]:
             "otherwise the drain request's route",
             [
                 verdict(progress.FINISH, REPORT),
-                route(request.ROUTE_LIFECYCLE, START),
+                route(request.ROUTE_LIFECYCLE, PACE),
                 route(request.ROUTE_SPOT, START),
                 route(request.ROUTE_REBALANCE_DRAIN, START),
                 route(request.ROUTE_REBALANCE_REPLACE, REPLACE),
@@ -192,13 +193,18 @@ def definition() -> dict[str, Any]:
             ],
             REPORT,
         ),
+        PACE: wait(
+            "Lifecycle drains start at drain_start_rate_per_second, so a mass refresh's first "
+            "ECS calls do not all come at once (Resolve reserved the slot; Spot never waits)",
+            "$.progress.nextWaitSeconds",
+            START,
+        ),
         START: invoke(
             "StartDrain",
-            "Set the container instance to DRAINING; then claim a Spot drain (nothing stands "
-            "before DRAINING in the two minutes)",
+            "Find a lifecycle drain's container instance; set it to DRAINING; then claim a Spot "
+            "drain (nothing stands before DRAINING in the two minutes)",
             parts("request", "target", "progress"),
             CHECK,
-            writes=PROGRESS,
         ),
         CHECK: choice(
             "What the loop does next, decided by the last step (drainer/progress.py): lifecycle "

@@ -8,7 +8,7 @@ reaches the state machine's jittered Retry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,21 +29,30 @@ class InstanceGone(Exception):
 
 
 def locate(instance_id: str, clusters: Iterable[str]) -> dict[str, Any] | None:
-    """Find the container instance of an EC2 instance across the configured clusters."""
+    """Find the container instance of an EC2 instance across the configured clusters.
+
+    One ListContainerInstances per cluster with `status` ACTIVE and the ec2InstanceId filter
+    answers both questions a drain asks, where the instance is and whether DRAINING may be set
+    (only from ACTIVE), in one call: the usual case. Only an instance that is not ACTIVE
+    (already draining, registering) or in no cluster costs today's list and describe. A
+    cluster-wide inventory cached between drains was not chosen: it is stale exactly when
+    instances come and go, during a refresh, and would still need a call to learn the status.
+    """
+    clusters = list(clusters)
     for cluster in clusters:
-        try:
-            listed = call(
-                "ecs",
-                "list_container_instances",
-                cluster=cluster,
-                filter=f"ec2InstanceId == {instance_id}",
-            )
-        except ClientError as error:
-            if error_code(error) == "ClusterNotFoundException":
-                log.warning("configured cluster not found; skipped", cluster=cluster)
-                continue
-            raise
-        for described in describe_container_instances(cluster, listed["containerInstanceArns"]):
+        arns = _list_container_instances(cluster, instance_id, status="ACTIVE")
+        if arns:
+            # No counts from a list: the first snapshot records tasksAtStart (drainer/progress.py).
+            return {
+                "cluster": cluster,
+                "containerInstanceArn": arns[0],
+                "status": "ACTIVE",
+                "runningTasksCount": None,
+                "pendingTasksCount": None,
+            }
+    for cluster in clusters:
+        arns = _list_container_instances(cluster, instance_id, status=None)
+        for described in describe_container_instances(cluster, arns):
             # The filter is a query language AWS evaluates; check the answer anyway.
             if described.get("ec2InstanceId") == instance_id:
                 return {
@@ -54,6 +63,19 @@ def locate(instance_id: str, clusters: Iterable[str]) -> dict[str, Any] | None:
                     "pendingTasksCount": described.get("pendingTasksCount", 0),
                 }
     return None
+
+
+def _list_container_instances(cluster: str, instance_id: str, status: str | None) -> list[str]:
+    params: dict[str, Any] = {"cluster": cluster, "filter": f"ec2InstanceId == {instance_id}"}
+    if status:
+        params["status"] = status
+    try:
+        return list(call("ecs", "list_container_instances", **params)["containerInstanceArns"])
+    except ClientError as error:
+        if error_code(error) == "ClusterNotFoundException":
+            log.warning("configured cluster not found; skipped", cluster=cluster)
+            return []
+        raise
 
 
 def describe_container_instances(cluster: str, arns: list[str]) -> list[dict[str, Any]]:
@@ -116,35 +138,54 @@ class TaskSnapshot:
         }
 
 
+# What tells daemon services from the others (drainer/services.py caches the answers per
+# cluster); given the cluster and the names it has not seen, it returns the daemon ones.
+Classifier = Callable[[str, list[str]], set[str]]
+
+
 def snapshot(
-    target: dict[str, Any], daemon_services: set[str], known_services: set[str]
+    target: dict[str, Any],
+    daemon_services: set[str],
+    known_services: set[str],
+    alive_before: list[str] | None = None,
+    classify: Classifier | None = None,
 ) -> tuple[TaskSnapshot, set[str], set[str]]:
     """Every task on the instance that has not reached STOPPED.
 
     `runningTasksCount` alone is wrong: a task being stopped (load-balancer deregistration,
     DEACTIVATING, STOPPING) is not counted although it still serves requests (aws-cdk #13506).
-    So both desired states are listed and each task's lastStatus is read.
+    So the first snapshot (`alive_before` None) lists both desired states and reads each task's
+    lastStatus. Later ones describe only the tasks the last one found alive: a DRAINING instance
+    gets no new tasks ("Amazon ECS prevents new tasks from being scheduled for placement on the
+    container instance", container-instance-draining.html above), and a task never goes back
+    from STOPPED. Once all of those are STOPPED, one ListTasks (desiredStatus RUNNING, the tasks
+    ECS still wants running: ListTasks in the ECS API reference,
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html) confirms
+    nothing new came before the drain may end; a task told to stop was already alive before.
     Returns the snapshot and the updated daemon / known service-name sets (cached in the state).
     """
     cluster, instance = target["cluster"], target["containerInstanceArn"]
     try:
-        arns = [
-            *_list_tasks(cluster, instance, "RUNNING"),
-            *_list_tasks(cluster, instance, "STOPPED"),
-        ]
-        tasks = [
-            task
-            for batch in _chunks(arns, DESCRIBE_TASKS_MAX)
-            for task in call("ecs", "describe_tasks", cluster=cluster, tasks=batch)["tasks"]
-        ]
+        if alive_before is None:
+            arns = [
+                *_list_tasks(cluster, instance, "RUNNING"),
+                *_list_tasks(cluster, instance, "STOPPED"),
+            ]
+            alive = _alive(cluster, arns)
+        else:
+            alive = _alive(cluster, alive_before)
+            if not alive:
+                described = set(alive_before)
+                new = [a for a in _list_tasks(cluster, instance, "RUNNING") if a not in described]
+                alive = _alive(cluster, new)
     except ClientError as error:
         if error_code(error) in GONE_CODES:
             raise InstanceGone(f"{error_code(error)}: {error}") from error
         raise
-    alive = [task for task in tasks if task.get("lastStatus") != "STOPPED"]
     unknown = {_service_name(task) for task in alive} - known_services - {None}
     if unknown:
-        daemon_services = daemon_services | _daemon_services(cluster, sorted(unknown))
+        lookup = classify or describe_daemon_services
+        daemon_services = daemon_services | lookup(cluster, sorted(unknown))
         known_services = known_services | unknown
     result = TaskSnapshot()
     for task in alive:
@@ -159,6 +200,17 @@ def snapshot(
         else:
             result.service.append(arn)
     return result, daemon_services, known_services
+
+
+def _alive(cluster: str, arns: list[str]) -> list[dict[str, Any]]:
+    """The tasks among `arns` not STOPPED, in batches of DESCRIBE_TASKS_MAX. A task ECS no longer
+    knows (a failure MISSING: stopped long ago) is not alive."""
+    return [
+        task
+        for batch in _chunks(arns, DESCRIBE_TASKS_MAX)
+        for task in call("ecs", "describe_tasks", cluster=cluster, tasks=batch)["tasks"]
+        if task.get("lastStatus") != "STOPPED"
+    ]
 
 
 def stop_tasks(cluster: str, task_arns: list[str], reason: str, dry_run: bool) -> list[str]:
@@ -193,7 +245,8 @@ def _list_tasks(cluster: str, instance: str, desired: str) -> Iterator[str]:
         params["nextToken"] = answer["nextToken"]
 
 
-def _daemon_services(cluster: str, names: list[str]) -> set[str]:
+def describe_daemon_services(cluster: str, names: list[str]) -> set[str]:
+    """DescribeServices: which of these services are daemon services."""
     daemons = set()
     for batch in _chunks(names, DESCRIBE_SERVICES_MAX):
         for service in call("ecs", "describe_services", cluster=cluster, services=batch)[
@@ -220,3 +273,11 @@ def _ids(target: dict[str, Any]) -> dict[str, Any]:
         "cluster": target.get("cluster"),
         "containerInstanceArn": target.get("containerInstanceArn"),
     }
+
+
+def alive_before(progress: dict[str, Any]) -> list[str] | None:
+    """What the next snapshot describes: the tasks the last one found alive; None before the
+    first snapshot (and for executions whose state predates aliveTasks), which lists them."""
+    if progress.get("tasks") is None or "aliveTasks" not in progress:
+        return None
+    return list(progress["aliveTasks"])

@@ -33,14 +33,15 @@ HEARTBEATS_PER_TIMEOUT = 3
 # History events per step, as Step Functions writes them (Task 5, Wait 2, Choice 2).
 EVENTS_PER_POLL = 2 + 5 + 2  # Wait, poll Task, Choice
 EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, "Check drain progress" after it
-# Execution started, Resolve, its Route Choice, Start draining, the Choice after it, Complete,
-# Report (the last state), execution succeeded.
-EVENTS_FIXED = 1 + 5 + 2 + 5 + 2 + 5 + 5 + 1
+# Execution started, Resolve, its Route Choice, the start slot's Wait, Start draining, the Choice
+# after it, Complete, Report (the last state), execution succeeded.
+EVENTS_FIXED = 1 + 5 + 2 + 2 + 5 + 2 + 5 + 5 + 1
 EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
 TRANSITIONS_PER_POLL = 3
 TRANSITIONS_PER_HEARTBEAT = 2
-# Resolve (which claims the drain), Route, Start draining, Check drain progress, Complete, Report.
-TRANSITIONS_FIXED = 6
+# Resolve (which claims the drain), Route, the start slot's Wait, Start draining, Check drain
+# progress, Complete, Report.
+TRANSITIONS_FIXED = 7
 TRANSITIONS_CEILING = 2
 HISTORY_EVENT_QUOTA = 25_000  # Step Functions hard quota per execution
 HISTORY_EVENT_BUDGET = 20_000  # what configuration may use, leaving room for retries
@@ -60,9 +61,7 @@ def heartbeat_budget_seconds(heartbeat_timeout_seconds: int) -> int:
     return heartbeat_timeout_seconds - HEARTBEAT_MARGIN_SECONDS
 
 
-def next_wait(
-    seconds: float, *, seconds_left: float | None, heartbeat_due_in: float | None
-) -> int:
+def next_wait(seconds: float, *, seconds_left: float | None, heartbeat_due_in: float | None) -> int:
     """A Wait state's seconds: `seconds`, but never past the ceiling (`seconds_left`) nor past
     the moment the next heartbeat falls due, so the poll after the wait records it.
 

@@ -30,6 +30,7 @@ class Settings:
     backoff_after_seconds: int
     backoff_rate: float
     spot_poll_interval_seconds: int
+    drain_start_rate_per_second: float
     rebalance_policy: str
     standalone_task_policy: str
     standalone_task_grace_seconds: int

@@ -2,7 +2,9 @@
 
 Each Task of the state machine (statemachine/build.py) passes its Lambda only the parts it
 needs and places the Lambda's answer at one path with ResultPath: a Lambda returns its own part
-and nothing else. Resolve is the exception: it builds the first document from the raw event.
+and nothing else. Resolve is the exception: it builds the first document from the raw event;
+so is start_drain, which returns the whole document (it finds a lifecycle drain's target, and
+may change its route).
 Step Functions cannot place a Lambda's whole answer at a path (ResultSelector builds an object
 key by key), so the builder lists each part's keys from the shapes below: every key of a part
 that a Task places is always present in the Lambda's answer.
@@ -10,7 +12,7 @@ that a Task places is always present in the Lambda's answer.
 | Part          | Written by                                                              |
 |---------------|-------------------------------------------------------------------------|
 | `request`     | resolve                                                                 |
-| `target`      | resolve                                                                 |
+| `target`      | resolve; for a lifecycle drain start_drain (after its start slot)       |
 | `progress`    | resolve (first), start_drain, poll_tasks, record_heartbeat, stop_tasks  |
 | `completion`  | complete_action                                                         |
 | `replacement` | replace_instance                                                        |
@@ -52,8 +54,9 @@ class Target(TypedDict):
     cluster: str
     containerInstanceArn: str
     status: str | None
-    runningTasksCount: int
-    pendingTasksCount: int
+    # None when ListContainerInstances found it ACTIVE (drainer/ecs.py locate): no counts then
+    runningTasksCount: int | None
+    pendingTasksCount: int | None
 
 
 class Parked(TypedDict):

@@ -30,20 +30,28 @@ def lifecycle_state(world, instance_id) -> dict:
     return resolved(world, action.event)
 
 
-def test_resolve_finds_the_container_instance(env):
+def test_a_lifecycle_drain_finds_its_container_instance_after_its_start_slot(env):
     world, (victim, *_), _ = env
     state = lifecycle_state(world, victim)
     assert state["request"]["route"] == "drain-lifecycle"
+    assert state["request"]["deadline"] > state["request"]["eventTime"]
+    assert state["target"] is None
+    assert not any(call.service == "ecs" for call in world.api_calls)  # paced: none yet
+    state = step("Start draining", state)
     assert state["target"]["cluster"] == CLUSTER
     assert state["target"]["status"] == "ACTIVE"
-    assert state["request"]["deadline"] > state["request"]["eventTime"]
+    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
 
 
-def test_resolve_routes_an_instance_in_no_cluster_to_completion(env):
+def test_an_instance_in_no_cluster_goes_to_completion(env):
     world, _, _ = env
     stray = world.add_instance(cluster=None, group=GROUP)
-    state = lifecycle_state(world, stray)
+    state = step("Start draining", lifecycle_state(world, stray))
     assert (state["request"]["route"], state["target"]) == ("complete-only", None)
+    assert (state["progress"]["verdict"], state["progress"]["ending"]) == (
+        progress.COMPLETE,
+        outcome.NOT_IN_CLUSTER,
+    )
 
 
 def test_resolve_refuses_other_groups_actions(env, config):
@@ -85,9 +93,8 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
 
 def test_start_drain_sets_draining_once(env):
     world, (victim, *_), _ = env
-    state = lifecycle_state(world, victim)
-    first = step("Start draining", state)["progress"]["drain"]
-    assert first == {"changed": True, "previousStatus": "ACTIVE"}
+    state = step("Start draining", lifecycle_state(world, victim))
+    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
     assert world.ecs.container_instance(victim).status == "DRAINING"
     state["target"]["status"] = "DRAINING"
     assert step("Start draining", state)["progress"]["drain"]["changed"] is False
@@ -154,7 +161,7 @@ def test_complete_twice_is_not_an_error(env):
 def test_stop_tasks_stops_standalone_tasks_only(env):
     world, (victim, *_), _ = env
     task = world.run_task(CLUSTER, victim, "batch")
-    state = lifecycle_state(world, victim)
+    state = step("Start draining", lifecycle_state(world, victim))
     stopped_by = step("Stop standalone tasks", state)["progress"]
     assert stopped_by["tasksStopped"] == 1
     stopped = [t for t in world.tasks_on(victim) if t.desired_status == "STOPPED"]

@@ -106,7 +106,6 @@ def test_server_errors_from_ecs_and_auto_scaling(config: DrainerConfig) -> None:
     world.run_task(CLUSTER, victim, "report", runs_for_seconds=900)  # several heartbeats
     for operation, count in (
         ("ListContainerInstances", 2),
-        ("DescribeContainerInstances", 1),
         ("UpdateContainerInstancesState", 2),
         ("ListTasks", 3),
         ("DescribeTasks", 2),

@@ -62,8 +62,14 @@ def test_lifecycle_drain_runs_to_completion(config):
     assert termination.tasks_killed == []  # nothing was still running, stopping included
     assert action.ended_by == "completed"
     states = names_of_states(execution["history"])
-    # Resolve claims the drain itself: no Claim Task or "duplicate?" Choice before DRAINING.
-    assert states[:3] == ["Resolve drain request", "Route by event kind", "Start draining"]
+    # Resolve claims the drain itself: no Claim Task or "duplicate?" Choice before DRAINING;
+    # only the start slot's Wait, before the first ECS call.
+    assert states[:4] == [
+        "Resolve drain request",
+        "Route by event kind",
+        "Wait for a drain start slot",
+        "Start draining",
+    ]
     # The drain ends by completing the action, then reporting (the last state).
     assert states[-3:] == ["Check drain progress", "Complete lifecycle action", "Report outcome"]
 

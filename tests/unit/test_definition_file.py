@@ -55,6 +55,7 @@ def test_the_drain_loop_has_a_branch_for_every_verdict():
     polls = [name for name, s in STATES.items() if "PollTasks" in json.dumps(s.get("Parameters"))]
     assert polls == [build.POLL]
     assert [name for name, s in STATES.items() if s["Type"] == "Wait"] == [
+        build.PACE,
         build.WAIT,
         build.CEILING_WAIT,
         build.RESCUE_WAIT,
@@ -69,8 +70,13 @@ def test_the_rescue_function_names_the_rescue_path_as_built():
 
 
 def test_every_task_but_resolve_writes_one_part_in_its_shape():
+    # Resolve writes the first document; Start draining the whole of it again (a lifecycle
+    # drain's target is found there, after its start slot).
+    for name in (build.RESOLVE, build.START):
+        assert STATES[name]["OutputPath"] == "$.Payload"
+        assert "ResultPath" not in STATES[name]
     for name, definition in STATES.items():
-        if definition["Type"] != "Task" or name == build.RESOLVE:
+        if definition["Type"] != "Task" or name in (build.RESOLVE, build.START):
             continue
         part = definition["ResultPath"].removeprefix("$.")
         assert part in {"progress", "completion", "replacement", "outcome"}, name

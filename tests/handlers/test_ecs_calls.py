@@ -1,0 +1,138 @@
+"""How many ECS calls each step makes: a refresh of hundreds of instances shares ECS's token
+buckets (one per operation), so every call a poll saves is capacity for another drain."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import resolve
+
+from drainer import ecs, progress
+from sandbox.harness import Harness
+from tests.steps import ARN, step
+from tests.worlds import CLUSTER, GROUP, world_for
+
+
+@pytest.fixture
+def env(config):
+    world, ids = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=60)
+    with Harness(world, config) as harness:
+        yield world, ids, harness
+
+
+def ecs_calls(world, since: int) -> Counter:
+    return Counter(c.operation for c in world.api_calls[since:] if c.service == "ecs")
+
+
+def started(world, victim) -> dict:
+    event = world.asg.scale_in(GROUP, victim).event
+    state = resolve.handler({"event": event, "executionArn": ARN}, None)
+    return step("Start draining", state)
+
+
+def polled(world, state) -> tuple[dict, Counter]:
+    before = len(world.api_calls)
+    state = step("Poll tasks", state)
+    return state, ecs_calls(world, before)
+
+
+def test_the_first_poll_lists_later_polls_describe_only_the_tasks_alive(env):
+    world, (victim, *_), _ = env
+    state = started(world, victim)
+    state, first = polled(world, state)
+    assert first == Counter(ListTasks=2, DescribeTasks=1, DescribeServices=1)
+    alive = state["progress"]["aliveTasks"]
+    assert alive and state["progress"]["tasksAtStart"] == len(alive)
+    world.clock.run_for(30)
+    state, later = polled(world, state)
+    assert later == Counter(DescribeTasks=1)
+    assert state["progress"]["verdict"] == progress.WAIT
+
+
+def test_when_every_known_task_stopped_one_list_confirms_nothing_new(env):
+    world, (victim, *_), _ = env
+    state = started(world, victim)
+    state, _ = polled(world, state)
+    world.clock.run_for(200)
+    state, last = polled(world, state)
+    assert last == Counter(DescribeTasks=1, ListTasks=1)
+    assert state["progress"]["verdict"] == progress.COMPLETE
+
+
+def test_a_task_started_after_the_first_snapshot_is_found_by_the_confirmation(env):
+    world, (victim, *_), _ = env
+    state = started(world, victim)
+    state, _ = polled(world, state)
+    world.clock.run_for(200)
+    late = world.run_task(CLUSTER, victim, "batch")
+    state, last = polled(world, state)
+    assert last == Counter(DescribeTasks=2, ListTasks=1)
+    assert state["progress"]["aliveTasks"] == [late]
+    assert state["progress"]["verdict"] == progress.WAIT
+
+
+def test_daemon_service_names_are_asked_once_per_cluster(env):
+    world, (first, second, _), _ = env
+    one, _ = polled(world, started(world, first))
+    _, calls = polled(world, started(world, second))
+    assert "DescribeServices" not in calls
+    assert one["progress"]["knownServices"] == ["web"]
+
+
+def test_describes_go_by_one_hundred(monkeypatch):
+    batches = []
+
+    def fake(service, operation, **params):
+        batches.append(len(params["tasks"]))
+        return {"tasks": [{"taskArn": arn, "lastStatus": "RUNNING"} for arn in params["tasks"]]}
+
+    monkeypatch.setattr(ecs, "call", fake)
+    assert len(ecs._alive("c", [f"arn:{n}" for n in range(250)])) == 250
+    assert batches == [100, 100, 50]
+
+
+def test_an_active_instance_is_found_with_one_call_a_draining_one_with_list_and_describe(env):
+    world, (victim, other, _), _ = env
+    before = len(world.api_calls)
+    state = resolve.handler({"event": world.spot_interrupt(victim), "executionArn": ARN}, None)
+    assert ecs_calls(world, before) == Counter(ListContainerInstances=1)
+    assert state["target"]["status"] == "ACTIVE"
+    world.ecs.container_instance(other).status = "DRAINING"
+    before = len(world.api_calls)
+    found = ecs.locate(other, [CLUSTER])
+    assert ecs_calls(world, before) == Counter(
+        ListContainerInstances=2, DescribeContainerInstances=1
+    )
+    assert found["status"] == "DRAINING"
+
+
+def test_lifecycle_drains_take_start_slots_spot_drains_none(env, config):
+    world, (first, second, third), _ = env
+    paces = [
+        resolve.handler(
+            {"event": world.asg.scale_in(GROUP, victim).event, "executionArn": f"{ARN}-{victim}"},
+            None,
+        )["progress"]["nextWaitSeconds"]
+        for victim in (first, second)
+    ]
+    assert paces == [0, 1]  # 1/8 s apart, rounded up to the Wait's whole seconds
+    spot = resolve.handler({"event": world.spot_interrupt(third), "executionArn": ARN}, None)
+    assert spot["progress"]["nextWaitSeconds"] == 5  # its own short poll wait, no slot
+    assert spot["target"] is not None  # located at once: DRAINING next
+
+
+def test_a_start_slot_never_waits_past_the_first_heartbeat(env, config, monkeypatch):
+    from drainer import pacing
+
+    world, (victim, *_), _ = env
+    monkeypatch.setattr(pacing, "reserve", lambda *args: 100_000.0)
+    state = lifecycle_state(world, victim)
+    interval = config.heartbeat_timeout_seconds // 3
+    assert state["progress"]["nextWaitSeconds"] == interval
+
+
+def lifecycle_state(world, victim) -> dict:
+    event = world.asg.scale_in(GROUP, victim).event
+    return resolve.handler({"event": event, "executionArn": ARN}, None)

@@ -13,6 +13,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,6 +34,7 @@ from drainer.schedule import (
     HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
+    awaited_drain_cost,
     ceiling_seconds,
     drain_cost,
     global_timeout_seconds,
@@ -40,6 +42,7 @@ from drainer.schedule import (
     heartbeat_gaps,
     heartbeat_interval_seconds,
 )
+from drainer.settings import EVENTS, Settings
 from stacks import ROOT
 
 DEFAULT_CONFIG_FILE = ROOT / "drainer.toml"
@@ -76,6 +79,7 @@ SETTINGS_VARIABLE = "DRAINER_SETTINGS"  # the stack's only variable (stacks/drai
 LONGEST_TABLE_NAME = "t" * 255
 LONGEST_TOPIC_ARN = f"arn:{'p' * 16}:sns:{'r' * 32}:{'0' * 12}:{'t' * 256}"
 
+DEPLOYED = ("claims_table", "outcome_topic_arn")  # Settings named by the stack at deploy
 ARN_NAME = re.compile(r"^arn:[^:]*:(?P<service>ecs|autoscaling):.*/(?P<name>[^/]+)$")
 
 
@@ -151,6 +155,13 @@ class DrainerConfig(BaseModel):
         ge=0,
         le=300,
         description="After a step fails mid-drain, time ECS gets to move tasks before completion",
+    )
+    # How a drain learns its tasks stopped (README, "How a drain ends"): "events" ends a
+    # lifecycle drain's waits on ECS task events and polls every fallback_poll_seconds in case
+    # one is lost; "poll" waits on the poll schedule above alone.
+    drain_end_detection: Literal["events", "poll"] = EVENTS
+    fallback_poll_seconds: int = Field(
+        900, ge=60, le=3600, description="events mode: the longest wait; an event ends it sooner"
     )
     dry_run: bool = False
     # Off by default: while a test source is on, anyone allowed events:PutEvents on the default
@@ -273,13 +284,18 @@ class DrainerConfig(BaseModel):
         cost = drain_cost(
             self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
         )
+        if self.ends_drains_on_events:
+            awaited = awaited_drain_cost(
+                self.fallback_poll_seconds, self.max_drain_seconds, heartbeat_every
+            )
+            cost = max(cost, awaited, key=lambda c: c.history_events)
         if cost.history_events > HISTORY_EVENT_BUDGET:
             raise ValueError(
                 f"a drain to max_drain_seconds={self.max_drain_seconds} would write "
                 f"{cost.history_events} history events (budget {HISTORY_EVENT_BUDGET} of the "
-                "25,000 "
-                "quota): raise poll_interval_seconds / max_poll_interval_seconds / backoff_rate, "
-                "or lower backoff_after_seconds or max_drain_seconds"
+                "25,000 quota): raise poll_interval_seconds / max_poll_interval_seconds / "
+                "backoff_rate / fallback_poll_seconds, or lower backoff_after_seconds or "
+                "max_drain_seconds"
             )
         return self
 
@@ -325,6 +341,7 @@ class DrainerConfig(BaseModel):
             heartbeat_timeout_seconds,
             self.straggler_stop_wait_seconds,
             self.rescue_grace_seconds,
+            self.awaited_wait_seconds,
         )
         return max(gaps.values()) < heartbeat_budget_seconds(heartbeat_timeout_seconds)
 
@@ -335,7 +352,11 @@ class DrainerConfig(BaseModel):
         if self._gap_fits(timeout):
             return
         gaps = heartbeat_gaps(
-            self.poll_schedule, timeout, self.straggler_stop_wait_seconds, self.rescue_grace_seconds
+            self.poll_schedule,
+            timeout,
+            self.straggler_stop_wait_seconds,
+            self.rescue_grace_seconds,
+            self.awaited_wait_seconds,
         )
         budget = heartbeat_budget_seconds(timeout)
         # The gaps grow by a third of the timeout, the budget by all of it: the first fit is
@@ -373,6 +394,16 @@ class DrainerConfig(BaseModel):
         return STARTED in self.notify_outcomes
 
     @property
+    def ends_drains_on_events(self) -> bool:
+        """The task-stopped rule, its function's grants and the watch's (stacks/functions.py)."""
+        return self.drain_end_detection == EVENTS
+
+    @property
+    def awaited_wait_seconds(self) -> int:
+        """The longest wait events may end (0: poll mode, no such wait)."""
+        return self.fallback_poll_seconds if self.ends_drains_on_events else 0
+
+    @property
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
             self.poll_interval_seconds,
@@ -383,30 +414,9 @@ class DrainerConfig(BaseModel):
 
     def lambda_settings(self, claims_table: str, outcome_topic_arn: str) -> str:
         """The DRAINER_SETTINGS value the Lambdas read (lambdas/drainer/settings.py)."""
-        keys = (
-            "cluster_names",
-            "auto_scaling_group_names",
-            "lifecycle_hook_name",
-            "heartbeat_timeout_seconds",
-            "max_drain_seconds",
-            "poll_interval_seconds",
-            "max_poll_interval_seconds",
-            "backoff_after_seconds",
-            "backoff_rate",
-            "spot_poll_interval_seconds",
-            "rebalance_policy",
-            "standalone_task_policy",
-            "standalone_task_grace_seconds",
-            "daemon_task_grace_seconds",
-            "straggler_policy",
-            "straggler_stop_wait_seconds",
-            "rescue_grace_seconds",
-            "dry_run",
-            "test_event_source",
-            "metrics_namespace",
-            "notify_outcomes",
-        )
-        values = {key: getattr(self, key) for key in keys}
+        # Every runtime setting but the two deploy-time names (drainer/settings.py).
+        keys = [key for key in fields(Settings) if key.name not in DEPLOYED]
+        values = {key.name: getattr(self, key.name) for key in keys}
         values.update(claims_table=claims_table, outcome_topic_arn=outcome_topic_arn)
         return json.dumps(values, separators=(",", ":"), sort_keys=True)
 

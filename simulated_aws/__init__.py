@@ -31,7 +31,7 @@ pass older clients to `route_client`. Everything except ECS and Auto Scaling sta
 """
 
 from simulated_aws.autoscaling import LifecycleAction
-from simulated_aws.clock import ClockTimeout, Timer, VirtualClock
+from simulated_aws.clock import ClockEvent, ClockTimeout, Timer, VirtualClock
 from simulated_aws.ecs import Task
 from simulated_aws.faults import ApiError, Fault
 from simulated_aws.routing import route_client
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_START",
     "ApiCall",
     "ApiError",
+    "ClockEvent",
     "ClockTimeout",
     "Fault",
     "LifecycleAction",

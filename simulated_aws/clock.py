@@ -3,8 +3,9 @@
 Virtual time only moves when the driver (`run`, `run_for` or `advance`) moves it. Through
 time-machine, `time.time()`, `datetime.now()` and `datetime.utcnow()` read virtual time in
 every thread; monotonic clocks and lock timeouts keep running in real time, which the driver
-uses for its wall-clock limit. Whatever blocks for a while takes the clock and calls `sleep`
-(moto's Wait states, which take none, are put on it by moto_waits.py).
+uses for its wall-clock limit. Whatever blocks for a while takes the clock and calls `sleep`,
+or `wait` to block until a `ClockEvent` is set with a virtual timeout (moto's Wait states and
+callback Tasks, which take no clock, are put on it by moto_waits.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,27 @@ class Timer:
         self.cancelled = True
 
 
+class ClockEvent(threading.Event):
+    """A threading.Event that `VirtualClock.wait` can wait on.
+
+    `set()` runs the waiting clocks' hooks in the setting thread, before it returns: the waiter
+    has left the clock's sleepers by then, so a driver that fired the timer which set it cannot
+    move time on while the woken thread is still on its way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hooks_lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        with self._hooks_lock:  # a waiter registers under this lock: it sees the flag or is run
+            super().set()
+            hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            hook()
+
+
 class VirtualClock:
     """Virtual time for a test: timers, cross-thread sleep and a deterministic driver."""
 
@@ -64,7 +86,7 @@ class VirtualClock:
         self._cond = threading.Condition(threading.RLock())
         self._seq = itertools.count()
         self._timers: list[tuple[int, int, Timer]] = []
-        self._sleepers: dict[int, int] = {}  # seq -> wake time (µs)
+        self._sleepers: dict[int, int | None] = {}  # seq -> wake time (µs); None: no timeout
         # seq -> that sleeper's own wake-up: waking one sleeper wakes one thread, not all of
         # them (with 500 executions asleep, a shared Condition cost minutes of system time).
         self._wakers: dict[int, threading.Event] = {}
@@ -146,6 +168,43 @@ class VirtualClock:
             self._cond.notify_all()  # the driver recounts the sleepers
         wake.wait()  # set by the driver when it consumes this sleeper
 
+    def wait(self, event: ClockEvent, seconds: float | None) -> bool:
+        """Block the calling (actor) thread until `event` is set or `seconds` of virtual time
+        pass (None: no timeout); True if the event was set, False on the timeout.
+
+        Meanwhile the thread counts as asleep for the driver, as in `sleep`. Whichever comes
+        first ends the wait, under the clock's lock: the driver reaching the timeout, or
+        `event.set()` from any thread (which takes the waiter out of the sleepers at once).
+        """
+        if threading.get_ident() == self._driver:
+            raise RuntimeError("clock.wait() from the driving thread would never wake up")
+        wake = threading.Event()
+        set_first: list[bool] = []
+        with self._cond, event._hooks_lock:
+            if event.is_set():
+                return True
+            if seconds is not None and seconds <= 0:
+                return False
+            seq = next(self._seq)
+
+            def on_set() -> None:
+                with self._cond:
+                    if seq in self._sleepers:  # else the timeout was consumed first
+                        set_first.append(True)
+                        self._release_locked(seq)
+
+            deadline = None if seconds is None else self._now_us + _seconds_to_us(seconds)
+            self._sleepers[seq] = deadline
+            self._wakers[seq] = wake
+            event._hooks.append(on_set)
+            self._generation += 1
+            self._cond.notify_all()  # the driver recounts the sleepers
+        wake.wait()  # set by the driver at the timeout, or by on_set
+        with event._hooks_lock:
+            if on_set in event._hooks:  # timed out: the hook is stale
+                event._hooks.remove(on_set)
+        return bool(set_first)
+
     # ---- driving ---------------------------------------------------------------------------
     def _set_now_locked(self, when_us: int) -> None:
         delta = when_us - self._now_us
@@ -164,6 +223,8 @@ class VirtualClock:
             when_us, seq, timer = self._timers[0]
             best = (when_us, seq, timer)
         for seq, wake_us in self._sleepers.items():
+            if wake_us is None:  # waits for an event, with no timeout
+                continue
             if best is None or (wake_us, seq) < (best[0], best[1]):
                 best = (wake_us, seq, None)
         return best
@@ -175,11 +236,15 @@ class VirtualClock:
         if timer is not None:
             heapq.heappop(self._timers)
             return timer
+        self._release_locked(seq)
+        return None
+
+    def _release_locked(self, seq: int) -> None:
+        """Wake one sleeper; the driver recounts."""
         del self._sleepers[seq]
         self._wakers.pop(seq).set()
         self._generation += 1
         self._cond.notify_all()
-        return None
 
     def advance(self, seconds: float) -> None:
         """Move virtual time forward, firing timers and waking sleepers on the way.

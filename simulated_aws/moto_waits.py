@@ -1,4 +1,4 @@
-"""moto's Step Functions Wait states and Retry back-offs, on the virtual clock.
+"""moto's Step Functions Wait states, Retry back-offs and callback Tasks, on the virtual clock.
 
 The one place the simulated world reaches into another library's internals, and why: everything
 else takes the clock as an argument (the world's models and throttling buckets, the sandbox's
@@ -6,22 +6,32 @@ EventBridge and clock driver), and time-machine, a library made for it, moves wh
 and `datetime.now()` read. But how long a thread *blocks* is not time that time-machine moves, and
 moto's ASL interpreter takes no clock and offers no setting for it: a Wait state blocks on a
 `threading.Event` for real seconds (`WaitFunction._wait_interval`) and a Retry back-off calls
-`time.sleep` (`RetrierDecl._eval_body`). Without this patch a 48-hour Wait would take 48 hours.
+`time.sleep` (`RetrierDecl._eval_body`); a `.waitForTaskToken` Task waits for SendTaskSuccess
+(or its TimeoutSeconds) on the `threading.Event` of its `CallbackEndpoint` (`wait`). Without this
+patch a 48-hour Wait would take 48 hours and a callback Task's timeout would pass in real time.
 
-So `on_clock(clock)` swaps exactly those two for the clock's `sleep`, and only while a world is
-installed. `check_seams()` says what it relies on (moto 5.2.5, pinned in requirements.txt) and
-runs before every patch, so a moto upgrade that moves them fails at once with what to fix rather
+So `on_clock(clock)` swaps the first two for the clock's `sleep`, makes the callback module's
+events `ClockEvent`s (a drop-in `threading.Event` whose `set()`, from SendTaskSuccess, wakes a
+clock waiter at once) and has `CallbackEndpoint.wait` wait on its event with the clock's `wait`;
+only while a world is installed. The Task's outer timeout (`ExecuteState._evaluate_with_timeout`)
+still waits on a real `threading.Event` for TimeoutSeconds, but returns as soon as the callback
+wait ends, so it only matters if a virtual wait took longer in real seconds than its timeout.
+`check_seams()` says what all this relies on (moto 5.2.5, pinned in requirements.txt) and runs
+before every patch, so a moto upgrade that moves them fails at once with what to fix rather
 than quietly waiting in real time; tests/simulated_aws/test_world_moto_sfn.py checks it too.
 """
 
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
+
+from simulated_aws.clock import ClockEvent
 
 MOTO_VERSION = "5.2.5"  # the version whose internals are named below
 _on_clock = False  # whether the patch is in place
@@ -30,16 +40,44 @@ _on_clock = False  # whether the patch is in place
 class Sleeper(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
+    def wait(self, event: ClockEvent, seconds: float | None) -> bool: ...
+
 
 class MotoSeamsMoved(RuntimeError):
     """moto no longer has the internals this patch replaces."""
 
 
-def _internals() -> tuple[Any, Any]:
+def _internals() -> tuple[Any, Any, Any]:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+    from moto.stepfunctions.parser.asl.eval.callback import callback
 
-    return wait_function.WaitFunction, retrier_decl
+    return wait_function.WaitFunction, retrier_decl, callback
+
+
+def _callback_problems(callback: Any) -> list[str]:
+    try:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_callback as service_callback,
+        )
+    except ImportError as error:
+        return [f"cannot import {error.name}"]
+    problems = []
+    if getattr(callback, "Event", None) is not threading.Event:
+        problems.append("callback.py no longer imports threading's `Event`")
+    endpoint = getattr(callback, "CallbackEndpoint", None)
+    wait = getattr(endpoint, "wait", None)
+    if wait is None or list(inspect.signature(wait).parameters) != ["self", "timeout"]:
+        problems.append("CallbackEndpoint.wait(self, timeout) is gone")
+    elif "self._notify_event = Event()" not in inspect.getsource(endpoint.__init__):
+        problems.append("CallbackEndpoint no longer makes its _notify_event with Event()")
+    task = service_callback.StateTaskServiceCallback._wait_for_task_token_timeout
+    if "callback_endpoint.wait(" not in inspect.getsource(task):
+        problems.append(
+            "StateTaskServiceCallback._wait_for_task_token_timeout no longer calls "
+            "CallbackEndpoint.wait"
+        )
+    return problems
 
 
 def check_seams() -> None:
@@ -47,11 +85,11 @@ def check_seams() -> None:
     import moto
 
     try:
-        wait_function, retrier_decl = _internals()
+        wait_function, retrier_decl, callback = _internals()
     except ImportError as error:
         problems = [f"cannot import {error.name}"]
     else:
-        problems = []
+        problems = _callback_problems(callback)
         wait = getattr(wait_function, "_wait_interval", None)
         if wait is None or list(inspect.signature(wait).parameters) != [
             "self",
@@ -67,23 +105,33 @@ def check_seams() -> None:
         raise MotoSeamsMoved(
             f"moto {moto.__version__} (this patch was written for {MOTO_VERSION}): "
             + "; ".join(problems)
-            + ". Wait states and Retry back-offs would run in real time: find where moto now "
-            "waits and update simulated_aws/moto_waits.py."
+            + ". Wait states, Retry back-offs or callback Tasks would run in real time: find "
+            "where moto now waits and update simulated_aws/moto_waits.py."
         )
 
 
 @contextmanager
 def on_clock(clock: Sleeper) -> Iterator[None]:
-    """While inside, moto's Wait states and Retry back-offs sleep on `clock`."""
+    """While inside, moto's Wait states, Retry back-offs and callback Tasks wait on `clock`."""
     global _on_clock
     if _on_clock:
         raise RuntimeError("moto's waits are already on a virtual clock (one world at a time)")
     check_seams()
-    wait_function, retrier_decl = _internals()
+    wait_function, retrier_decl, callback = _internals()
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         if wait_seconds > 0:
             clock.sleep(wait_seconds)
+
+    def callback_wait(self: Any, timeout: float | None = None) -> Any:
+        event = self._notify_event
+        if not isinstance(event, ClockEvent):
+            raise RuntimeError(
+                "a Step Functions callback made before the world was installed cannot wait on "
+                "its virtual clock"
+            )
+        # On the timeout, moto's own answer: no outcome (States.Timeout).
+        return self._outcome if clock.wait(event, timeout) else None
 
     original_wait, original_time = wait_function._wait_interval, retrier_decl.time
     # Only the retrier module sees this `time`: the real module stays untouched for everyone.
@@ -91,12 +139,17 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
         **{name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
     )
     retrier_time.sleep = clock.sleep
+    original_event, original_callback_wait = callback.Event, callback.CallbackEndpoint.wait
     wait_function._wait_interval = wait_interval
     retrier_decl.time = retrier_time
+    callback.Event = ClockEvent  # only that module's: its endpoints' events wake the clock
+    callback.CallbackEndpoint.wait = callback_wait
     _on_clock = True
     try:
         yield
     finally:
         wait_function._wait_interval = original_wait
         retrier_decl.time = original_time
+        callback.Event = original_event
+        callback.CallbackEndpoint.wait = original_callback_wait
         _on_clock = False

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from simulated_aws import ClockTimeout, VirtualClock
+from simulated_aws import ClockEvent, ClockTimeout, VirtualClock
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -127,3 +127,92 @@ def test_run_for_with_a_sleeping_actor() -> None:
     clock.run(lambda: running["n"] == 0, active=lambda: running["n"])
     thread.join(1)
     assert ticks[-1] == START + timedelta(seconds=300)
+
+
+class _Waiter:
+    """An actor thread that waits on `event` for `seconds`, then records when and how it woke."""
+
+    def __init__(self, clock: VirtualClock, event: ClockEvent, seconds: float | None) -> None:
+        self.result: list[tuple[bool, datetime]] = []
+        self.done = threading.Event()
+
+        def wait() -> None:
+            woken = clock.wait(event, seconds)
+            time.sleep(0.05)  # a slow actor: the driver must not move time meanwhile
+            self.result.append((woken, clock.now()))
+            self.done.set()
+
+        self.thread = threading.Thread(target=wait)
+        self.thread.start()
+
+    def active(self) -> int:
+        return 0 if self.done.is_set() else 1
+
+
+def test_wait_returns_at_once_for_an_event_already_set() -> None:
+    clock = VirtualClock(START)
+    event = ClockEvent()
+    event.set()
+    assert clock.wait(event, 3600) is True
+    assert clock.now() == START
+    assert clock.sleeping == 0
+
+
+def test_wait_times_out_after_its_virtual_seconds() -> None:
+    clock = VirtualClock(START)
+    event = ClockEvent()
+    waiter = _Waiter(clock, event, 3600)
+    clock.call_later(4000, lambda: None)  # later than the timeout: never reached by the waiter
+    assert clock.run(waiter.done.is_set, waiter.active, wall_timeout=5)
+    waiter.thread.join(1)
+    assert waiter.result == [(False, START + timedelta(seconds=3600))]
+    assert clock.sleeping == 0
+    event.set()  # a set after the timeout wakes nobody and fails nothing
+    assert not event._hooks
+
+
+def test_wait_ends_when_a_timer_sets_the_event_and_time_stays_there() -> None:
+    clock = VirtualClock(START)
+    event = ClockEvent()
+    waiter = _Waiter(clock, event, 3600)
+    clock.call_later(100, event.set)
+    clock.call_later(101, lambda: None)  # the next event the driver would take too early
+    assert clock.run(waiter.done.is_set, waiter.active, wall_timeout=5)
+    waiter.thread.join(1)
+    assert waiter.result == [(True, START + timedelta(seconds=100))]
+
+
+def test_wait_ends_when_another_actor_sets_the_event() -> None:
+    clock = VirtualClock(START)
+    event = ClockEvent()
+    waiter = _Waiter(clock, event, None)  # no timeout at all
+    setter_done = threading.Event()
+
+    def setter() -> None:
+        clock.sleep(250)
+        event.set()
+        setter_done.set()
+
+    thread = threading.Thread(target=setter)
+    thread.start()
+    assert clock.run(
+        waiter.done.is_set, lambda: waiter.active() + (not setter_done.is_set()), wall_timeout=5
+    )
+    thread.join(1)
+    waiter.thread.join(1)
+    assert waiter.result == [(True, START + timedelta(seconds=250))]
+
+
+def test_wait_from_the_driving_thread_is_refused() -> None:
+    clock = VirtualClock(START)
+    refused: list[Exception] = []
+
+    def from_a_timer() -> None:
+        try:
+            clock.wait(ClockEvent(), 10)
+        except RuntimeError as error:
+            refused.append(error)
+
+    clock.call_later(1, from_a_timer)
+    clock.run(lambda: bool(refused))
+    assert "driving thread" in str(refused[0])

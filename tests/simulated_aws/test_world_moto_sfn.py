@@ -1,5 +1,6 @@
-"""moto's Step Functions interpreter runs Wait states and Retry back-offs on the virtual clock
-(simulated_aws/moto_waits.py), and says so loudly the day moto moves what that patches."""
+"""moto's Step Functions interpreter runs Wait states, Retry back-offs and callback Tasks on the
+virtual clock (simulated_aws/moto_waits.py), and says so loudly the day moto moves what that
+patches."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sandbox.lambda_seam import LambdaSeam
 from simulated_aws import World, moto_waits
+from stacks.definition import Function
 
 ROLE = "arn:aws:iam::123456789012:role/states"
 SFN_CONFIG: Any = {
@@ -29,7 +32,9 @@ def sfn_world() -> Iterator[World]:
         yield world
 
 
-def _run(world: World, definition: dict[str, Any]) -> tuple[dict[str, Any], float]:
+def _run(
+    world: World, definition: dict[str, Any], at_start: Any = None
+) -> tuple[dict[str, Any], float]:
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=ROLE)[
         "stateMachineArn"
@@ -43,6 +48,8 @@ def _run(world: World, definition: dict[str, Any]) -> tuple[dict[str, Any], floa
     def finished() -> bool:
         return sfn.describe_execution(executionArn=execution)["status"] != "RUNNING"
 
+    if at_start is not None:
+        at_start()
     wall = time.monotonic()
     assert world.clock.run(finished, running, max_virtual_seconds=72 * 3600, wall_timeout=10)
     return sfn.describe_execution(executionArn=execution), time.monotonic() - wall
@@ -92,6 +99,83 @@ def test_retry_backoff_passes_on_the_virtual_clock(sfn_world: World) -> None:
     assert wall < 3
 
 
+# The callback Lambda, run in-process by the Lambda seam: it keeps the task token it is given.
+TOKENS: list[str] = []
+REMEMBER = Function(
+    name="RememberToken",
+    handler=f"{__name__}.remember_token",
+    description="keeps the task token of a callback Task",
+)
+
+
+def remember_token(event: dict[str, Any], context: object) -> None:
+    TOKENS.append(event["token"])
+
+
+CALLBACK: dict[str, Any] = {
+    "StartAt": "Await",
+    "States": {
+        "Await": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": REMEMBER.name, "Payload": {"token.$": "$$.Task.Token"}},
+            "TimeoutSeconds": 3600,
+            "ResultPath": "$.wake",
+            "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.wake", "Next": "Done"}],
+            "Next": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.fixture
+def callback_world(sfn_world: World) -> Iterator[World]:
+    TOKENS.clear()
+    role = boto3.client("iam").create_role(
+        RoleName="remember", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    boto3.client("lambda").create_function(
+        FunctionName=REMEMBER.name,
+        Runtime="python3.12",
+        Role=role,
+        Handler=REMEMBER.handler,
+        Code={"ZipFile": b"not run: the seam calls the handler"},
+    )
+    with LambdaSeam({REMEMBER.name: REMEMBER}).installed():
+        yield sfn_world
+
+
+def test_a_callback_task_times_out_on_the_virtual_clock(callback_world: World) -> None:
+    start = callback_world.clock.now()
+    result, wall = _run(callback_world, CALLBACK)
+    assert len(TOKENS) == 1  # the Lambda ran and nobody called back
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"])["wake"]["Error"] == "States.Timeout"
+    assert callback_world.clock.now() - start == timedelta(hours=1)
+    assert result["stopDate"] - result["startDate"] == timedelta(hours=1)
+    assert wall < 3
+
+
+def test_send_task_success_ends_a_callback_wait_at_its_virtual_time(
+    callback_world: World,
+) -> None:
+    start = callback_world.clock.now()
+    sfn = boto3.client("stepfunctions")
+
+    def call_back() -> None:
+        sfn.send_task_success(taskToken=TOKENS[0], output=json.dumps({"wokenBy": "timer"}))
+
+    result, wall = _run(
+        callback_world, CALLBACK, lambda: callback_world.clock.call_later(100, call_back)
+    )
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"])["wake"] == {"wokenBy": "timer"}
+    assert callback_world.clock.now() - start == timedelta(seconds=100)
+    assert result["stopDate"] - result["startDate"] == timedelta(seconds=100)
+    assert wall < 3
+
+
 def test_moto_still_waits_where_the_patch_expects() -> None:
     # Fails after a moto upgrade that moved its Wait/Retry sleeps: update moto_waits.py.
     moto_waits.check_seams()
@@ -120,8 +204,19 @@ def test_moto_waits_follow_one_world_at_a_time(sfn_world: World) -> None:
 
 def test_moto_waits_are_real_again_after_the_world() -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.eval.callback import callback
 
+    original_wait = callback.CallbackEndpoint.wait
     with mock_aws(config=SFN_CONFIG), World().install():
-        pass
+        assert callback.CallbackEndpoint.wait is not original_wait
     assert retrier_decl.time is time
+    assert callback.CallbackEndpoint.wait is original_wait
     moto_waits.check_seams()
+
+
+def test_a_moved_callback_wait_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.eval.callback import callback
+
+    monkeypatch.setattr(callback.CallbackEndpoint, "wait", lambda self, timeout, heartbeat: None)
+    with pytest.raises(moto_waits.MotoSeamsMoved, match=r"CallbackEndpoint\.wait.*moto_waits"):
+        moto_waits.check_seams()

@@ -32,7 +32,4 @@ def wake(event: dict[str, Any], table: Any, now: datetime) -> dict[str, Any]:
     instance, task = detail.get("containerInstanceArn"), detail.get("taskArn")
     if not instance or not task or detail.get("lastStatus") != "STOPPED":
         return {"result": IGNORED}
-    result = watch.record_stop(table(), instance, task, now)
-    if result != watch.NOT_WATCHED:
-        log.info("task stop recorded", taskArn=task, containerInstanceArn=instance, result=result)
-    return {"result": result}
+    return {"result": watch.record_stop(table(), instance, task, now)}

@@ -146,10 +146,14 @@ def record_stop(table: str, container_instance_arn: str, task_arn: str, now: dat
         if error_code(error) != "ConditionalCheckFailedException":
             raise
         return NOT_WATCHED
-    token = item.get("token", {}).get("S")
-    if not token or not _all_stopped(item):
-        return RECORDED
-    woke = _wake(token, {"wokenBy": TASK_STOPPED, "taskArn": task_arn, "at": iso(now)})
+    # The drain's own ids on these lines, as on every line of its execution.
+    ids = {key: item.get(key, {}).get("S") or None for key in ("instanceId", "executionArn")}
+    with log.bound(**ids):
+        log.info("task stop recorded", taskArn=task_arn)
+        token = item.get("token", {}).get("S")
+        if not token or not _all_stopped(item):
+            return RECORDED
+        woke = _wake(token, {"wokenBy": TASK_STOPPED, "taskArn": task_arn, "at": iso(now)})
     return WOKE if woke else RECORDED
 
 

@@ -21,15 +21,18 @@ from sandbox.deployment import CLAIMS_TABLE, function_name
 from sandbox.eventbridge import DeliveryModel
 from sandbox.harness import REGION, Harness
 from simulated_aws.ecs.events import TASK_STATE_CHANGE
+from stacks.config import load_config
 from stacks.functions import WAKE_FUNCTION
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
+from tools.offline import ROOT
 
 AWAIT = "Await task stops"
 
 
 @pytest.fixture
-def events(config):
-    return with_settings(config, drain_end_detection="events")
+def events():
+    # The shipped file, whatever mode the suite's own `config` fixture runs in.
+    return with_settings(load_config(ROOT / "drainer.toml"), drain_end_detection="events")
 
 
 def entered(history: list[dict[str, Any]], name: str) -> list[datetime]:

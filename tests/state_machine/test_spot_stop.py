@@ -190,7 +190,9 @@ def test_dry_run_only_logs_the_reactivation(env, config, capsys):
     drained_and_claimed(world, victim, "stop")
     world.clock.advance(3600)
     world.start_instance(victim)
-    install_settings(config.model_copy(update={"dry_run": True}), CLAIMS_TABLE, harness.topic_arn)
+    install_settings(
+        config.model_copy(update={"dry_run": True}), CLAIMS_TABLE, harness.topic_arn
+    )
     answer = reactivate_instance.handler(state_changes(world, victim)[-1], None)
     assert answer["dryRun"] is True and answer["reactivated"] is False
     assert "DRY RUN: would set ACTIVE" in capsys.readouterr().out
@@ -211,7 +213,9 @@ def test_the_rule_matches_only_connected_draining_instances_of_the_configured_cl
     (rule,) = rules
     assert rule["EventPattern"] == instance_return_pattern(config)
     (target,) = rule["Targets"]
-    function_id = stack.resolve(stack.get_logical_id(stack.reactivate_function.node.default_child))
+    function_id = stack.resolve(
+        stack.get_logical_id(stack.reactivate_function.node.default_child)
+    )
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert "DeadLetterConfig" in target
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
@@ -254,10 +258,10 @@ def test_the_reactivate_role_may_set_instances_of_the_configured_clusters_and_re
         f"arn:aws:ecs:us-east-1:123456789012:container-instance/{name}/*" for name in CLUSTERS
     ]
     for action in ("dynamodb:GetItem", "dynamodb:DeleteItem"):
-        assert granted.pop(action) == [f"<{json.dumps({'Fn::GetAtt': [table, 'Arn']})}>"]
+        assert granted.pop(action) == [f'<{json.dumps({"Fn::GetAtt": [table, "Arn"]})}>']
     queue = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
     # What Lambda gives up on goes to the dead-letter queue (test_asynchronous_functions.py).
-    assert granted.pop("sqs:SendMessage") == [f"<{json.dumps({'Fn::GetAtt': [queue, 'Arn']})}>"]
+    assert granted.pop("sqs:SendMessage") == [f'<{json.dumps({"Fn::GetAtt": [queue, "Arn"]})}>']
     assert {action.split(":")[0] for action in granted} == {"logs"}  # its own log group
 
 
@@ -317,3 +321,4 @@ def test_an_instance_drained_for_a_lifecycle_action_is_not_reactivated(config):
     assert sum(e["detail"]["agentConnected"] for e in draining) == 2 + 4
     assert harness.invocations[REACTIVATE_FUNCTION.name] == 2 + 4
     assert harness.lambda_errors == []
+

@@ -32,4 +32,5 @@ def wake(event: dict[str, Any], table: Any, now: datetime) -> dict[str, Any]:
     instance, task = detail.get("containerInstanceArn"), detail.get("taskArn")
     if not instance or not task or detail.get("lastStatus") != "STOPPED":
         return {"result": IGNORED}
-    return {"result": watch.record_stop(table(), instance, task, now)}
+    stopped_at = detail.get("stoppedAt")
+    return {"result": watch.record_stop(table(), instance, task, now, stopped_at)}

@@ -139,7 +139,12 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
     )
     if config.ends_drains_on_events:
         rules.append(
-            Rule(TASK_STOPPED_RULE, task_stopped_pattern(config), arns[WAKE_FUNCTION.name])
+            Rule(
+                TASK_STOPPED_RULE,
+                task_stopped_pattern(config),
+                arns[WAKE_FUNCTION.name],
+                wakes_drains=True,
+            )
         )
     _put_rules(client("events"), config.stack_name, rules, role)
     return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, versions, rules)

@@ -128,9 +128,16 @@ def arm(
     return _wake(token, {"wokenBy": ALREADY_STOPPED, "at": iso(now)})
 
 
-def record_stop(table: str, container_instance_arn: str, task_arn: str, now: datetime) -> str:
-    """Record one STOPPED event. NOT_WATCHED: the instance is not draining (one DynamoDB call,
-    nothing else); WOKE: it was the last task the armed wait waited for."""
+def record_stop(
+    table: str,
+    container_instance_arn: str,
+    task_arn: str,
+    now: datetime,
+    stopped_at: str | None = None,
+) -> str:
+    """Record one STOPPED event (`stopped_at`: the event's, for the wake-up's output).
+    NOT_WATCHED: the instance is not draining (one DynamoDB call, nothing else); WOKE: it was
+    the last task the armed wait waited for."""
     try:
         item = call(
             "dynamodb",
@@ -153,7 +160,10 @@ def record_stop(table: str, container_instance_arn: str, task_arn: str, now: dat
         token = item.get("token", {}).get("S")
         if not token or not _all_stopped(item):
             return RECORDED
-        woke = _wake(token, {"wokenBy": TASK_STOPPED, "taskArn": task_arn, "at": iso(now)})
+        output = {"wokenBy": TASK_STOPPED, "taskArn": task_arn, "at": iso(now)}
+        if stopped_at:
+            output["taskStoppedAt"] = stopped_at
+        woke = _wake(token, output)
     return WOKE if woke else RECORDED
 
 

@@ -44,7 +44,7 @@ def test_an_ec2_task_stop_is_recorded_against_its_container_instance(calls):
     assert answer == {"result": watch.RECORDED}
     detail = EC2["detail"]
     assert calls == [
-        ("record_stop", "claims", detail["containerInstanceArn"], detail["taskArn"], None)
+        ("record_stop", "claims", detail["containerInstanceArn"], detail["taskArn"], None, None)
     ]
 
 

@@ -123,8 +123,10 @@ def test_the_drains_of_the_three_events_files_are_listed_and_shown_from_the_sand
     assert "set DRAINING (was ACTIVE)" in shown
     for number in range(1, lifecycle["heartbeats"] + 1):
         assert f"heartbeat {number} recorded" in shown
-    assert "Wait before polling (30 s)" in shown
-    assert "nothing new" in shown  # the quiet polls are folded
+    assert "Wait before polling (30 s)" in shown  # the timer wait after each heartbeat
+    # events mode: each awaited wait says what ended it
+    assert "no task event: the fallback poll" in shown  # cut to the heartbeat due
+    assert "woken: task " in shown
     assert "outcome drained" in shown
     assert every_state.stdout.count("Poll tasks") == lifecycle["polls"]
     assert "nothing new" not in every_state.stdout

@@ -17,6 +17,7 @@ from typing import Any
 from drains.executions import parse_json
 
 HISTORY_PAGE = 1000  # get_execution_history's largest page
+AWAIT_STATE = "Await task stops"  # statemachine/build.py AWAIT
 FOLD_AT = 3  # this many quiet steps in a row fold into one line
 CAUSE_CHARACTERS = 300
 VERDICTS = {  # a poll's verdict, when it is news (a plain "wait" is not)
@@ -89,6 +90,8 @@ def steps(history: Iterable[dict[str, Any]]) -> list[Step]:
             output = parse_json(event["stateExitedEventDetails"].get("output"))
             if isinstance(output, dict):
                 current.notes += changes(document, output)
+                if current.state == AWAIT_STATE and isinstance(output.get("wake"), dict):
+                    current.notes.append(_wake_text(output["wake"]))  # even the same as before
                 document = output
             if current.kind == "Wait":
                 current.waited = (event["timestamp"] - current.at).total_seconds()
@@ -97,6 +100,8 @@ def steps(history: Iterable[dict[str, Any]]) -> list[Step]:
             ended = Step(event["timestamp"], kind, "Execution")
             ended.notes.append(_error_text(details.get("error"), details.get("cause")))
             found.append(ended)
+        elif kind == "TaskTimedOut" and current is not None and current.state == AWAIT_STATE:
+            pass  # the awaited wait's fallback poll, not an error: its `wake` note says so
         elif kind.endswith(("Failed", "TimedOut")) and current is not None:
             # A task's failure inside a state: retried, or caught into the rescue path.
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
@@ -173,6 +178,17 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     if error and error != _part(before, "error"):
         notes.append(_error_text(error.get("Error"), error.get("Cause")))
     return notes
+
+
+def _wake_text(wake: dict[str, Any]) -> str:
+    """What ended an awaited wait (lambdas/drainer/watch.py; README, "How a drain ends")."""
+    if wake.get("wokenBy") == "task-stopped":
+        return f"woken: task {str(wake.get('taskArn')).rsplit('/', 1)[-1]} stopped"
+    if wake.get("wokenBy"):
+        return "woken at once: the tasks had stopped before the wait was armed"
+    if wake.get("Error") == "States.Timeout":
+        return "no task event: the fallback poll"
+    return f"awaiting failed, timer wait instead: {_error_text(wake.get('Error'), '')}"
 
 
 def _claim_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

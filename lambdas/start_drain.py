@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from drainer import log, outcome, progress
+from drainer import log, outcome, progress, watch
 from drainer.claims import claim
 from drainer.clock import utcnow
 from drainer.ecs import InstanceGone, locate, set_draining
@@ -27,7 +27,7 @@ from drainer.request import (
     SPOT,
     DrainRequest,
 )
-from drainer.settings import Settings, settings
+from drainer.settings import EVENTS, Settings, settings
 from drainer.state import Progress, StateDocument, Target
 
 
@@ -64,6 +64,7 @@ def start_drain(
     config: Settings,
     now: datetime,
 ) -> Progress:
+    open_watch_if_awaited(request, target, execution_arn, config, now)
     try:
         drain = set_draining(dict(target), request.dry_run)
     except InstanceGone as gone:
@@ -83,3 +84,28 @@ def start_drain(
         # Rebalance policy "drain": ECS moves the tasks; the instance runs on until reclaimed.
         return {**started, **progress.finished(outcome.REBALANCE_DRAINING)}
     return started
+
+
+def open_watch_if_awaited(
+    request: DrainRequest, target: Target, execution_arn: str, config: Settings, now: datetime
+) -> None:
+    """events mode: record the instance's task stops from before the first snapshot on, so a
+    stop between a poll and the arming of the wait after it is not missed (drainer/watch.py).
+    Only drains that await stops (a lifecycle drain's loop; not Spot, not a dry run, not a
+    rebalance drain, which ends here). Best effort: without it, the first awaited wait opens
+    the watch, and a stop before that ends the wait at its fallback poll instead."""
+    if config.drain_end_detection != EVENTS or request.route != ROUTE_LIFECYCLE:
+        return
+    if request.dry_run or config.dry_run:
+        return
+    try:
+        watch.open_watch(
+            config.claims_table,
+            target["containerInstanceArn"],
+            execution_arn=execution_arn,
+            instance_id=request.instance_id,
+            cluster=target["cluster"],
+            expires_at=watch.expires_at(request.deadline, now),
+        )
+    except Exception as error:  # the drain goes on; its waits end at the fallback poll
+        log.warning("watch not opened", error=f"{type(error).__name__}: {error}")

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +41,8 @@ REFUSED_ENTRY = {
     "DetailType": "EC2 Instance-terminate Lifecycle Action",
     "Detail": "{}",
 }
+# The drain loop's callback wait and the step after the last poll (statemachine/build.py).
+AWAIT_STATE, COMPLETE_STATE = "Await task stops", "Complete lifecycle action"
 READY_TIMEOUT = 60.0  # wall seconds for the endpoint to come up
 DRAINS_TIMEOUT = 150.0  # wall seconds for the drains, at the slowest pace
 SERVER_LIFETIME = 600.0  # the server stops itself even if this process dies
@@ -52,6 +55,7 @@ class DemoResult:
     problems: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds of each step
+    woken: dict[str, str] = field(default_factory=dict)  # kind -> what ended its last wait
 
     @property
     def outcomes(self) -> dict[str, str | None]:
@@ -98,6 +102,7 @@ def run_demo(
             result.drains = watch_live(watch, len(EVENT_FILES), DRAINS_TIMEOUT, console)
         step_done("drains")
         rows = [_summary_row(sfn, view) for view in result.drains]
+        result.woken = {row["kind"]: row["last wait ended by"] for row in rows}
         listing = ["stepfunctions", "list-executions", "--state-machine-arn", state_machine_arn]
         listing += ["--query", "executions[].[name,status]"]
         say(f"demo: aws {' '.join(listing[:2])} (the CLI sees the same executions)")
@@ -158,7 +163,33 @@ def _summary_row(sfn: Any, view: DrainView) -> dict[str, Any]:
         "virtual time": duration(view.elapsed),
         "heartbeats": view.heartbeats,
         "transitions": sum(1 for e in history if e["type"].endswith("StateEntered")),
+        "last wait ended by": _last_wait(history),
     }
+
+
+def _last_wait(history: list[dict[str, Any]]) -> str:
+    """What ended the drain's last awaited wait (README, "How a drain ends"): a task event,
+    and how long after that task stopped the action was completed; or the fallback poll."""
+    exits = [
+        json.loads(e["stateExitedEventDetails"]["output"]).get("wake") or {}
+        for e in history
+        if e.get("stateExitedEventDetails", {}).get("name") == AWAIT_STATE
+    ]
+    if not exits:
+        return "timer"
+    wake = exits[-1]
+    if "wokenBy" not in wake:
+        return "fallback poll"
+    completed = [
+        e["timestamp"]
+        for e in history
+        if e.get("stateEnteredEventDetails", {}).get("name") == COMPLETE_STATE
+    ]
+    stopped_at = wake.get("taskStoppedAt")  # the task event's stoppedAt
+    if not completed or not stopped_at:
+        return "event"
+    after = (completed[-1] - datetime.fromisoformat(stopped_at)).total_seconds()
+    return f"event ({after:.1f} s from last stop to completion)"
 
 
 def _problems(result: DemoResult) -> list[str]:
@@ -177,6 +208,9 @@ def _problems(result: DemoResult) -> list[str]:
     lifecycle = [view for view in result.drains if view.kind == "lifecycle"]
     if lifecycle and lifecycle[0].heartbeats < 1:
         problems.append("lifecycle drain recorded no heartbeat")
+    ended_by = result.woken.get("lifecycle", "")
+    if lifecycle and not ended_by.startswith("event ("):
+        problems.append(f"lifecycle drain's last wait ended by {ended_by!r}, not a task event")
     return problems
 
 

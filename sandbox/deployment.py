@@ -32,6 +32,7 @@ from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
+    task_stopped_pattern,
 )
 from stacks.functions import (
     ALL_FUNCTIONS,
@@ -39,6 +40,7 @@ from stacks.functions import (
     FUNCTIONS,
     REACTIVATE_FUNCTION,
     RESCUE_FUNCTION,
+    WAKE_FUNCTION,
     Function,
 )
 
@@ -47,6 +49,7 @@ TOPIC_NAME = "ecs-drainer-outcomes"
 FUNCTION_PREFIX = "ecs-drainer-"
 RESCUE_RULE = "ExecutionFailed"
 REACTIVATE_RULE = "InstanceReturned"
+TASK_STOPPED_RULE = "TaskStopped"
 # moto: run executions (its ASL interpreter) and answer Lambda without Docker.
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -134,6 +137,15 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
     rules.append(
         Rule(REACTIVATE_RULE, instance_return_pattern(config), arns[REACTIVATE_FUNCTION.name])
     )
+    if config.ends_drains_on_events:
+        rules.append(
+            Rule(
+                TASK_STOPPED_RULE,
+                task_stopped_pattern(config),
+                arns[WAKE_FUNCTION.name],
+                wakes_drains=True,
+            )
+        )
     _put_rules(client("events"), config.stack_name, rules, role)
     return Deployment(state_machine_arn, topic_arn, CLAIMS_TABLE, values, arns, versions, rules)
 

@@ -116,6 +116,9 @@ class Rule:
     # The target is the dispatch function: what it answers names the drain execution it started
     # (the sandbox reads the answer; in AWS an asynchronous invocation returns none).
     starts_drains: bool = False
+    # The target is the wake function: a drain's wait may end by what it sends, so time waits
+    # for it as for a drain starting (the task-stopped rule, events mode).
+    wakes_drains: bool = False
 
 
 @dataclass
@@ -179,6 +182,7 @@ class EventBridge:
         self._in_flight = 0
         self._functions_running = 0
         self._drains_starting = 0
+        self._drains_waking = 0
 
     @property
     def in_flight(self) -> int:
@@ -194,6 +198,11 @@ class EventBridge:
     def drains_starting(self) -> int:
         """Dispatch invocations not yet returned: a drain whose execution is being started."""
         return self._drains_starting
+
+    @property
+    def drains_waking(self) -> int:
+        """Wake invocations not yet returned: a drain's wait about to end."""
+        return self._drains_waking
 
     # --- PutEvents -------------------------------------------------------------------------
     def put_events(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,10 +305,12 @@ class EventBridge:
         time goes on while it runs (the rescue function waits a grace for ECS on this clock).
         The invocation counts as in flight until it returns."""
         starting = 1 if rule.starts_drains else 0
+        waking = 1 if rule.wakes_drains else 0
         with self._lock:
             self._in_flight += 1
             self._functions_running += 1
             self._drains_starting += starting
+            self._drains_waking += waking
 
         def invoke() -> None:
             try:
@@ -312,6 +323,7 @@ class EventBridge:
                     self._in_flight -= 1
                     self._functions_running -= 1
                     self._drains_starting -= starting
+                    self._drains_waking -= waking
 
         threading.Thread(target=invoke, name="lambda-target", daemon=True).start()
 

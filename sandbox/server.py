@@ -160,10 +160,12 @@ class Sandbox:
         return endpoint.client(service, self.endpoint)
 
     def actors(self) -> int:
-        """What time waits for: running executions, and the dispatch function starting one (a
-        Spot interruption must not come before its drain starts). Not the rescue function: it
-        waits its grace on this machine's clock while virtual time moves on."""
-        return running_executions() + self.eventbridge.drains_starting
+        """What time waits for: running executions, the dispatch function starting one (a
+        Spot interruption must not come before its drain starts) and the wake function ending a
+        drain's wait (its wait must not time out under it). Not the rescue function: it waits
+        its grace on this machine's clock while virtual time moves on."""
+        bus = self.eventbridge
+        return running_executions() + bus.drains_starting + bus.drains_waking
 
     def busy(self) -> bool:
         return running_executions() > 0 or self.eventbridge.in_flight > 0 or self.effects.pending

@@ -7,12 +7,12 @@ coerced or dropped: a quoted number, a key outside `[drainer]` or an unknown tab
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,6 +33,7 @@ from drainer.schedule import (
     HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
+    awaited_drain_cost,
     ceiling_seconds,
     drain_cost,
     global_timeout_seconds,
@@ -40,7 +41,9 @@ from drainer.schedule import (
     heartbeat_gaps,
     heartbeat_interval_seconds,
 )
+from drainer.settings import EVENTS, Settings
 from stacks import ROOT
+from stacks.config_messages import TABLE, explain, layout_problems
 
 DEFAULT_CONFIG_FILE = ROOT / "drainer.toml"
 # CloudWatch Logs RetentionInDays values
@@ -61,7 +64,6 @@ TAKEN_HOOK_NAMES = {
 EVENT_SOURCE = r"^[A-Za-z0-9._\-/]{1,256}$"  # PutEvents Source
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
-TABLE = "drainer"  # the one table of the configuration file
 MAX_NAMES = 20  # clusters, and groups, one stack drains
 
 # Lambda: "the total size of all environment variables doesn't exceed 4 KB" per function
@@ -76,6 +78,7 @@ SETTINGS_VARIABLE = "DRAINER_SETTINGS"  # the stack's only variable (stacks/drai
 LONGEST_TABLE_NAME = "t" * 255
 LONGEST_TOPIC_ARN = f"arn:{'p' * 16}:sns:{'r' * 32}:{'0' * 12}:{'t' * 256}"
 
+DEPLOYED = ("claims_table", "outcome_topic_arn")  # Settings named by the stack at deploy
 ARN_NAME = re.compile(r"^arn:[^:]*:(?P<service>ecs|autoscaling):.*/(?P<name>[^/]+)$")
 
 
@@ -155,6 +158,13 @@ class DrainerConfig(BaseModel):
         ge=0,
         le=300,
         description="After a step fails mid-drain, time ECS gets to move tasks before completion",
+    )
+    # How a drain learns its tasks stopped (README, "How a drain ends"): "events" ends a
+    # lifecycle drain's waits on ECS task events and polls every fallback_poll_seconds in case
+    # one is lost; "poll" waits on the poll schedule above alone.
+    drain_end_detection: Literal["events", "poll"] = EVENTS
+    fallback_poll_seconds: int = Field(
+        900, ge=60, le=3600, description="events mode: the longest wait; an event ends it sooner"
     )
     dry_run: bool = False
     # Off by default: while a test source is on, anyone allowed events:PutEvents on the default
@@ -282,13 +292,18 @@ class DrainerConfig(BaseModel):
         cost = drain_cost(
             self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
         )
+        if self.ends_drains_on_events:
+            awaited = awaited_drain_cost(
+                self.fallback_poll_seconds, self.max_drain_seconds, heartbeat_every
+            )
+            cost = max(cost, awaited, key=lambda c: c.history_events)
         if cost.history_events > HISTORY_EVENT_BUDGET:
             raise ValueError(
                 f"a drain to max_drain_seconds={self.max_drain_seconds} would write "
                 f"{cost.history_events} history events (budget {HISTORY_EVENT_BUDGET} of the "
-                "25,000 "
-                "quota): raise poll_interval_seconds / max_poll_interval_seconds / backoff_rate, "
-                "or lower backoff_after_seconds or max_drain_seconds"
+                "25,000 quota): raise poll_interval_seconds / max_poll_interval_seconds / "
+                "backoff_rate / fallback_poll_seconds, or lower backoff_after_seconds or "
+                "max_drain_seconds"
             )
         return self
 
@@ -334,6 +349,7 @@ class DrainerConfig(BaseModel):
             heartbeat_timeout_seconds,
             self.straggler_stop_wait_seconds,
             self.rescue_grace_seconds,
+            self.awaited_wait_seconds,
         )
         return max(gaps.values()) < heartbeat_budget_seconds(heartbeat_timeout_seconds)
 
@@ -344,7 +360,11 @@ class DrainerConfig(BaseModel):
         if self._gap_fits(timeout):
             return
         gaps = heartbeat_gaps(
-            self.poll_schedule, timeout, self.straggler_stop_wait_seconds, self.rescue_grace_seconds
+            self.poll_schedule,
+            timeout,
+            self.straggler_stop_wait_seconds,
+            self.rescue_grace_seconds,
+            self.awaited_wait_seconds,
         )
         budget = heartbeat_budget_seconds(timeout)
         # The gaps grow by a third of the timeout, the budget by all of it: the first fit is
@@ -382,6 +402,16 @@ class DrainerConfig(BaseModel):
         return STARTED in self.notify_outcomes
 
     @property
+    def ends_drains_on_events(self) -> bool:
+        """The task-stopped rule, its function's grants and the watch's (stacks/functions.py)."""
+        return self.drain_end_detection == EVENTS
+
+    @property
+    def awaited_wait_seconds(self) -> int:
+        """The longest wait events may end (0: poll mode, no such wait)."""
+        return self.fallback_poll_seconds if self.ends_drains_on_events else 0
+
+    @property
     def poll_schedule(self) -> PollSchedule:
         return PollSchedule(
             self.poll_interval_seconds,
@@ -392,31 +422,9 @@ class DrainerConfig(BaseModel):
 
     def lambda_settings(self, claims_table: str, outcome_topic_arn: str) -> str:
         """The DRAINER_SETTINGS value the Lambdas read (lambdas/drainer/settings.py)."""
-        keys = (
-            "cluster_names",
-            "auto_scaling_group_names",
-            "lifecycle_hook_name",
-            "heartbeat_timeout_seconds",
-            "max_drain_seconds",
-            "poll_interval_seconds",
-            "max_poll_interval_seconds",
-            "backoff_after_seconds",
-            "backoff_rate",
-            "spot_poll_interval_seconds",
-            "drain_start_rate_per_second",
-            "rebalance_policy",
-            "standalone_task_policy",
-            "standalone_task_grace_seconds",
-            "daemon_task_grace_seconds",
-            "straggler_policy",
-            "straggler_stop_wait_seconds",
-            "rescue_grace_seconds",
-            "dry_run",
-            "test_event_source",
-            "metrics_namespace",
-            "notify_outcomes",
-        )
-        values = {key: getattr(self, key) for key in keys}
+        # Every runtime setting but the two deploy-time names (drainer/settings.py).
+        keys = [key for key in fields(Settings) if key.name not in DEPLOYED]
+        values = {key.name: getattr(self, key.name) for key in keys}
         values.update(claims_table=claims_table, outcome_topic_arn=outcome_topic_arn)
         return json.dumps(values, separators=(",", ":"), sort_keys=True)
 
@@ -443,47 +451,9 @@ def load_config(path: Path | str | None = None) -> DrainerConfig:
         raise ConfigError(f"{path}: file not found. Copy drainer.toml and edit it.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    layout = _layout_problems(raw)
+    layout = layout_problems(raw, DrainerConfig.model_fields)
     table = raw.get(TABLE)
     return _checked(table if isinstance(table, dict) else {}, str(path), layout)
-
-
-def _layout_problems(raw: dict[str, Any]) -> list[str]:
-    """Everything outside the [drainer] table: TOML would hand it over, nothing would read it."""
-    if TABLE not in raw:
-        found = ", ".join(sorted(raw)) or "nothing"
-        return [
-            f"[{TABLE}]: the table is missing (found: {found}); write the line [{TABLE}] at the "
-            "top of the file, above the settings"
-        ]
-    problems = []
-    if not isinstance(raw[TABLE], dict):
-        problems.append(
-            f"{TABLE} = {_toml(raw[TABLE])}: write the line [{TABLE}], then the settings below it"
-        )
-    for key, value in raw.items():
-        if key == TABLE:
-            continue
-        if isinstance(value, dict):
-            problems.append(
-                f"[{key}]: unknown table; every setting goes in the one table [{TABLE}]: move "
-                "its settings there, or remove it"
-            )
-        else:
-            problems.append(
-                f"{key} = {_toml(value)}: written above the [{TABLE}] line, where nothing "
-                "reads it;"
-                f" move it below [{TABLE}]{_did_you_mean(key)}"
-            )
-    return problems
-
-
-def _toml(value: Any) -> str:
-    """A value as the file spells it (true, "text", [1, 2]), where JSON spells it the same."""
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except TypeError:  # dates and times
-        return str(value)
 
 
 def validate(values: dict[str, Any], origin: str = "configuration") -> DrainerConfig:
@@ -496,7 +466,7 @@ def _checked(values: dict[str, Any], origin: str, problems: list[str]) -> Draine
     try:
         config = DrainerConfig(**values)
     except ValidationError as error:
-        problems += _explain(error)
+        problems += explain(error, DrainerConfig.model_fields)
     if problems:
         lines = [f"{origin}: invalid configuration ({len(problems)} problem(s)):"]
         lines += [f"  - {problem}" for problem in problems]
@@ -521,80 +491,3 @@ def check_context(lookup: Callable[[str], Any]) -> None:
     if problems:
         header = f"CDK context: refused ({len(problems)} problem(s)):"
         raise ConfigError("\n".join([header, *problems]))
-
-
-# What to write instead of a value of the wrong type, by pydantic error type.
-TYPE_FIXES = {
-    "bool_type": "write true or false, without quotes",
-    "int_type": "write a whole number without quotes",
-    "float_type": "write a number without quotes",
-    "string_type": "write it in double quotes",
-    "list_type": "write a list in brackets",
-}
-
-
-def _explain(error: ValidationError) -> list[str]:
-    problems = []
-    for problem in error.errors():
-        loc = problem["loc"]
-        field = ".".join(str(part) for part in loc) or "(whole configuration)"
-        value = problem.get("input")
-        if problem["type"] == "extra_forbidden":
-            if isinstance(value, dict):
-                problems.append(
-                    f"[{TABLE}.{field}]: unknown table; write its settings directly below "
-                    f"[{TABLE}], or remove it"
-                )
-                continue
-            allowed = ", ".join(sorted(DrainerConfig.model_fields))
-            problems.append(
-                f"{field}: unknown setting{_did_you_mean(field)}. Allowed settings: {allowed}"
-            )
-            continue
-        message = re.sub(r"^Value error, ", "", problem["msg"])
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
-        fix = _type_fix(problem["type"], field, value)
-        limits = _limits(str(loc[0])) if loc else ""
-        problems.append(f"{field}{shown}: {message}{fix}{limits}")
-    return problems
-
-
-def _type_fix(kind: str, field: str, value: Any) -> str:
-    fix = TYPE_FIXES.get(kind)
-    if fix is None:
-        return ""
-    example = _as_toml(kind, value)
-    return f"; {fix}" + (f", e.g. {field.split('.')[0]} = {example}" if example else "")
-
-
-def _as_toml(kind: str, value: Any) -> str | None:
-    """The value written with the right TOML type, when it can be."""
-    text = str(value).strip()
-    if kind == "bool_type" and text.lower() in {"true", "false"}:
-        return text.lower()
-    if kind == "int_type" and re.fullmatch(r"-?\d+(\.0*)?", text):
-        return str(int(float(text)))
-    if kind == "float_type" and re.fullmatch(r"-?\d+(\.\d*)?", text):
-        return text
-    if kind == "list_type" and isinstance(value, str):
-        return json.dumps([value])
-    return None
-
-
-def _did_you_mean(key: str) -> str:
-    if key in DrainerConfig.model_fields:
-        return ""
-    close = difflib.get_close_matches(key, DrainerConfig.model_fields, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _limits(name: str) -> str:
-    info = DrainerConfig.model_fields.get(name)
-    if info is None:
-        return ""
-    bounds = {type(item).__name__: item for item in info.metadata}
-    low = getattr(bounds.get("Ge"), "ge", None)
-    high = getattr(bounds.get("Le"), "le", None)
-    if low is None and high is None:
-        return ""
-    return f" (allowed: {low if low is not None else '…'} to {high if high is not None else '…'})"

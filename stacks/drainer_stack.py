@@ -39,6 +39,7 @@ from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
+    task_stopped_pattern,
 )
 from stacks.functions import (
     ALL_FUNCTIONS,
@@ -46,6 +47,7 @@ from stacks.functions import (
     FUNCTIONS,
     REACTIVATE_FUNCTION,
     RESCUE_FUNCTION,
+    WAKE_FUNCTION,
     Function,
 )
 from stacks.iam_limits import oversized
@@ -159,6 +161,7 @@ class DrainerStack(Stack):
         # The catch-all behind the state machine's own rescue path (see rescue_execution.py).
         self.rescue_function = self._function(RESCUE_FUNCTION, code, settings, retention)
         self.reactivate_function = self._function(REACTIVATE_FUNCTION, code, settings, retention)
+        self.wake_function = self._function(WAKE_FUNCTION, code, settings, retention)
 
         self.machine_logs = machine_logs = logs.LogGroup(
             self, "StateMachineLogs", retention=retention, removal_policy=removal
@@ -201,6 +204,7 @@ class DrainerStack(Stack):
             RESCUE_FUNCTION.name: self.rescue_function,
             REACTIVATE_FUNCTION.name: self.reactivate_function,
             DISPATCH_FUNCTION.name: self.dispatch_function,
+            WAKE_FUNCTION.name: self.wake_function,
         }
         for declaration in ALL_FUNCTIONS:
             permissions.grant(self.targets, declaration, self.all_functions[declaration.name])
@@ -228,6 +232,7 @@ class DrainerStack(Stack):
         rescue_rule.add_target(self._rule_target(self.rescue_function))
 
         self._reactivation()
+        self.task_stopped_rule = self._wake_ups() if config.ends_drains_on_events else None
 
         if config.manage_lifecycle_hooks:
             for index, group in enumerate(config.auto_scaling_group_names):
@@ -330,6 +335,19 @@ class DrainerStack(Stack):
         )
         rule.add_target(self._rule_target(self.reactivate_function))
         self.instance_returned_rule = rule
+
+    def _wake_ups(self) -> events.Rule:
+        """drain_end_detection = "events": every task of the configured clusters that stops
+        reaches the wake function, which ends a draining instance's wait
+        (lambdas/drainer/watch.py)."""
+        rule = events.Rule(
+            self,
+            "TaskStoppedRule",
+            event_pattern=_pattern(task_stopped_pattern(self.config)),
+            description="ECS drainer: a task stopped; wake the drain of its instance",
+        )
+        rule.add_target(self._rule_target(self.wake_function))
+        return rule
 
     # --- Operations ----------------------------------------------------------------------
     def _from_this_stacks_alarms(self) -> dict[str, Any]:

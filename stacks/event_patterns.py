@@ -9,6 +9,7 @@ from stacks.config import DrainerConfig
 
 INSTANCE_STATE_SOURCE = "aws.ecs"
 INSTANCE_STATE_DETAIL_TYPE = "ECS Container Instance State Change"
+TASK_STATE_DETAIL_TYPE = "ECS Task State Change"
 
 
 def _sources(aws_source: str, config: DrainerConfig) -> list[str]:
@@ -54,8 +55,30 @@ def instance_return_pattern(config: DrainerConfig) -> dict[str, Any]:
         "detail": {
             "status": ["DRAINING"],
             "agentConnected": [True],
-            # The default bus is regional and per account: the cluster name ends the ARN.
-            "clusterArn": [{"suffix": f":cluster/{name}"} for name in config.cluster_names],
+            "clusterArn": _configured_clusters(config),
+        },
+    }
+
+
+def _configured_clusters(config: DrainerConfig) -> list[dict[str, str]]:
+    # The default bus is regional and per account: the cluster name ends the ARN.
+    return [{"suffix": f":cluster/{name}"} for name in config.cluster_names]
+
+
+def task_stopped_pattern(config: DrainerConfig) -> dict[str, Any]:
+    """Tasks of the configured clusters that reached STOPPED on a container instance (Fargate
+    tasks have none): the wake function records each against a draining instance's watch
+    (lambdas/drainer/watch.py). Only `aws.ecs`: a forged stop could end a wait early, which the
+    poll after it would catch, but nobody needs to send one. Event reference: ECS developer
+    guide, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_task_events.html
+    """
+    return {
+        "source": [INSTANCE_STATE_SOURCE],
+        "detail-type": [TASK_STATE_DETAIL_TYPE],
+        "detail": {
+            "lastStatus": ["STOPPED"],
+            "clusterArn": _configured_clusters(config),
+            "containerInstanceArn": [{"exists": True}],
         },
     }
 

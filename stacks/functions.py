@@ -146,6 +146,20 @@ PUT_DRAIN_EVENTS = allow("events:PutEvents", on=On.DRAIN_EVENTS)
 STARTED_NOTICE = allow("sns:Publish", on=On.OUTCOME_TOPIC, only_if="notifies_drain_started")
 # What Lambda gives up on, sent to the dead-letter queue with the function's role.
 SEND_UNDELIVERED = allow("sqs:SendMessage", on=On.DEAD_LETTERS)
+# Event-woken drains (drain_end_detection = "events", lambdas/drainer/watch.py): the watch item's
+# one UpdateItem, and the callback's wake-up. SendTaskSuccess names no resource: a task token
+# is its only scope (Service Authorization Reference, AWS Step Functions,
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html).
+WATCH_WRITE = allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE, only_if="ends_drains_on_events")
+SEND_WAKE_UP = allow(
+    "states:SendTaskSuccess",
+    on=On.ANYTHING,
+    why="takes no resource (Service Authorization Reference, AWS Step Functions): the task "
+    'token is its only scope; granted only with drain_end_detection = "events".',
+    only_if="ends_drains_on_events",
+)
+# The report (and the rescue's) deletes the drain's watch.
+WATCH_CLOSE = allow("dynamodb:DeleteItem", on=On.CLAIMS_TABLE, only_if="ends_drains_on_events")
 DESCRIBE_AUTO_SCALING_INSTANCES = allow(
     "autoscaling:DescribeAutoScalingInstances",
     on=On.ANYTHING,
@@ -239,9 +253,18 @@ FUNCTIONS: tuple[Function, ...] = (
         "Publish the outcome: metrics, SNS",
         grants=(
             allow("dynamodb:UpdateItem", on=On.CLAIMS_TABLE),  # releases the claim
+            WATCH_CLOSE,
             allow("sns:Publish", on=On.OUTCOME_TOPIC),
             PUT_DRAIN_EVENTS,
         ),
+    ),
+    Function(
+        "AwaitStops",
+        "await_stops.handler",
+        "Arm an event-woken wait: store its task token in the instance's watch",
+        grants=(WATCH_WRITE, SEND_WAKE_UP),
+        # One UpdateItem and perhaps one SendTaskSuccess.
+        timeout_seconds=30,
     ),
 )
 
@@ -260,6 +283,7 @@ RESCUE_FUNCTION = Function(
         allow("states:GetExecutionHistory", on=On.OWN_EXECUTIONS),
         # GetItem: a failed duplicate leaves the action to the claim's owner.
         allow("dynamodb:GetItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE),
+        WATCH_CLOSE,
         allow("sns:Publish", on=On.OUTCOME_TOPIC),
         PUT_DRAIN_EVENTS,
         SEND_UNDELIVERED,
@@ -306,9 +330,22 @@ DISPATCH_FUNCTION = Function(
     timeout_seconds=30,
 )
 
+# Not part of the state machine: with drain_end_detection = "events", the task-stopped rule
+# invokes it for every task of the configured clusters that stops (lambdas/wake_drain.py); it
+# records the stop against a draining instance's watch and wakes the drain's wait.
+WAKE_FUNCTION = Function(
+    "WakeDrain",
+    "wake_drain.handler",
+    "Record a task stop against a draining instance; wake its drain when the last one stops",
+    grants=(WATCH_WRITE, SEND_WAKE_UP, SEND_UNDELIVERED),
+    invoked_by_events=True,
+    timeout_seconds=30,
+)
+
 ALL_FUNCTIONS: tuple[Function, ...] = (
     *FUNCTIONS,
     RESCUE_FUNCTION,
     REACTIVATE_FUNCTION,
     DISPATCH_FUNCTION,
+    WAKE_FUNCTION,
 )

@@ -49,6 +49,7 @@ PACE = "Wait for a drain start slot"
 START = "Start draining"
 CHECK = "Check drain progress"
 WAIT = "Wait before polling"
+AWAIT = "Await task stops"
 POLL = "Poll tasks"
 HEARTBEAT = "Record heartbeat"
 STOP_STANDALONE = "Stop standalone tasks"
@@ -88,6 +89,18 @@ def retry(throttled_attempts: int, transient_attempts: int) -> list[dict[str, An
 
 
 STEP_RETRY = retry(10, 5)
+# "Await task stops": Lambda's transient errors only, two quick attempts (each retry restarts
+# the callback's timeout; tests/unit/test_heartbeat_schedule.py bounds what that can add).
+AWAIT_RETRY = [
+    {
+        "ErrorEquals": list(TRANSIENT_LAMBDA_ERRORS),
+        "IntervalSeconds": 1,
+        "MaxAttempts": 2,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 5,
+        "JitterStrategy": "FULL",
+    }
+]
 RESCUE_RETRY = retry(20, 10)  # the rescue path is the last chance to complete the action
 
 
@@ -138,6 +151,37 @@ def invoke(
     else:
         task["End"] = True
     return task
+
+
+def await_stops(function: str, comment: str, next_state: str, timer_wait: str) -> dict[str, Any]:
+    """The callback Task of an event-woken wait (drainer/watch.py): the Lambda stores the task
+    token; a task event (or the Lambda itself, when the tasks stopped before) sends it back.
+    It times out after $.progress.nextWaitSeconds, the fallback poll: States.Timeout is the
+    timer wait's end, not an error, and never retried. A retried attempt waits its whole
+    timeout again, past the heartbeat that timeout was cut to: only Lambda's own transient
+    errors are retried, briefly (AWAIT_RETRY); any other failure falls back to the timer wait
+    (a wake-up is only a hint, never worth the rescue path)."""
+    return {
+        "Type": "Task",
+        "Comment": comment,
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": arn(function),
+            "Payload": {
+                "taskToken.$": "$$.Task.Token",
+                **parts("request", "target", "progress"),
+                "executionArn.$": "$$.Execution.Id",
+            },
+        },
+        "TimeoutSecondsPath": "$.progress.nextWaitSeconds",
+        "ResultPath": "$.wake",
+        "Retry": AWAIT_RETRY,
+        "Catch": [
+            {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.wake", "Next": next_state},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.wake", "Next": timer_wait},
+        ],
+        "Next": next_state,
+    }
 
 
 def parts(*names: str) -> dict[str, str]:
@@ -215,8 +259,17 @@ def definition() -> dict[str, Any]:
                 verdict(progress.CEILING, CEILING),
                 verdict(progress.COMPLETE, COMPLETE),
                 verdict(progress.FINISH, REPORT),
+                verdict(progress.AWAIT, AWAIT),
             ],
             WAIT,  # progress.WAIT
+        ),
+        AWAIT: await_stops(
+            "AwaitStops",
+            "drain_end_detection 'events': wait until the tasks alive at the last poll have "
+            "stopped (an ECS task event wakes it) or fallback_poll_seconds, never past the next "
+            "heartbeat or the ceiling; then poll, which asks ECS",
+            POLL,
+            WAIT,
         ),
         WAIT: wait(
             "Interval chosen by the last step: Spot's short one, or fixed then backing off; "

@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- state-machine:begin -->", "<!-- state-machine:end -->"
 RESCUE = "Rescue: was the instance draining?"  # where every step's Catch leads
 # The drain loop lifecycle and Spot drains share.
-LOOP = ("Check drain progress", "Wait before polling", "Poll tasks")
+LOOP = ("Check drain progress", "Wait before polling", "Await task stops", "Poll tasks")
 SHAPES = {
     "Task": ('["', '"]'),
     "Choice": ('{"', '"}'),
@@ -55,7 +55,8 @@ def mermaid(definition: dict[str, Any]) -> str:
             if catch["Next"] == RESCUE:
                 caught.append(source)
             else:
-                lines.append(f'    {source} -.->|"on error"| {node_id(catch["Next"])}')
+                what = "timeout" if catch["ErrorEquals"] == ["States.Timeout"] else "on error"
+                lines.append(f'    {source} -.->|"{what}"| {node_id(catch["Next"])}')
     # One dotted edge per caught state would bury the picture: draw one from a shared note.
     if caught:
         lines.append('    anyError>"any error in a step above"] -.-> ' + node_id(RESCUE))

@@ -21,19 +21,25 @@ from drainer import outcome
 from drainer.claims import UNCLAIMED
 from drainer.clock import iso, parse_iso
 from drainer.ecs import TaskSnapshot
-from drainer.request import LIFECYCLE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
+from drainer.request import LIFECYCLE, REBALANCE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
 from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule, next_wait
-from drainer.settings import Settings
+from drainer.settings import EVENTS, Settings
 from drainer.state import Claim, Progress
 
 # What the loop does next ("Check drain progress").
 WAIT = "wait"  # wait, then poll again (the Choice's default)
+# events mode: wait until the awaited tasks have stopped (a task event wakes the callback Task,
+# drainer/watch.py) or nextWaitSeconds have passed, then poll again
+AWAIT = "await"
 HEARTBEAT = "heartbeat"  # record a lifecycle heartbeat first
 STOP_STANDALONE = "stop-standalone"  # standalone task policy "stop": stop them, then wait
 CEILING = "ceiling"  # lifecycle: maximum drain time reached; straggler policy, then complete
 COMPLETE = "complete"  # lifecycle: the drain is over; complete the action
 FINISH = "finish"  # nothing left to do but report the outcome
-VERDICTS = (WAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH)
+VERDICTS = (WAIT, AWAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH)
+# The drains whose waits events may end (settings.drain_end_detection = "events"). Spot keeps
+# its short timer polls: two minutes leave nothing to save.
+AWAITING_KINDS = (LIFECYCLE, REBALANCE)
 
 # What a poll found that ends the loop.
 DRAINED, GONE, OUT_OF_TIME = "drained", "gone", "out-of-time"
@@ -88,6 +94,7 @@ def initial(
         "pollIntervalSeconds": None,
         "tasks": None,
         "aliveTasks": [],
+        "awaitedTasks": [],
         "tasksAtStart": (target or {}).get("runningTasksCount"),
         "workloadDrainedAt": None,
         "daemonServices": [],
@@ -163,7 +170,9 @@ def decide(
     interval = _poll_interval(request, progress, settings, elapsed)
     progress.update(_verdict(request, progress, tasks, settings, now, elapsed))
     progress["pollIntervalSeconds"] = interval
-    progress["nextWaitSeconds"] = _next_wait(request, progress, settings, now, interval)
+    # An awaited wait is ended early by the events: its timeout is only the fallback poll.
+    seconds = settings.fallback_poll_seconds if progress["verdict"] == AWAIT else interval
+    progress["nextWaitSeconds"] = _next_wait(request, progress, settings, now, seconds)
     return progress
 
 
@@ -176,8 +185,14 @@ def _verdict(
     elapsed: float,
 ) -> dict[str, Any]:
     if tasks is None:
-        return {**ended(request, GONE), "tasks": None, "aliveTasks": []}
-    update: dict[str, Any] = {"tasks": tasks.counts(), "aliveTasks": tasks.arns()}
+        return {**ended(request, GONE), "tasks": None, "aliveTasks": [], "awaitedTasks": []}
+    # ECS stops daemon tasks last (after the others): an awaited wait waits for the others.
+    awaited = sorted([*tasks.service, *tasks.standalone, *tasks.stopping])
+    update: dict[str, Any] = {
+        "tasks": tasks.counts(),
+        "aliveTasks": tasks.arns(),
+        "awaitedTasks": awaited,
+    }
     others = len(tasks.service) + len(tasks.standalone) + len(tasks.stopping)
     if others == 0 and tasks.daemon:
         # ECS stops daemon tasks last; give them a grace period to go by themselves.
@@ -195,7 +210,18 @@ def _verdict(
         return {**update, "verdict": HEARTBEAT}
     if tasks.standalone and _standalone_stop_due(request, settings, elapsed):
         return {**update, "verdict": STOP_STANDALONE}
-    return {**update, "verdict": WAIT}
+    return {**update, "verdict": AWAIT if _awaits(request, tasks, settings) else WAIT}
+
+
+def _awaits(request: DrainRequest, tasks: TaskSnapshot, settings: Settings) -> bool:
+    """Whether events end this wait. Not for Spot, and not in a grace period, which a timer
+    measures: daemon tasks left alone (ECS stops none of them before the others are gone), or
+    standalone tasks the policy stops once their grace is over."""
+    if settings.drain_end_detection != EVENTS or request.kind not in AWAITING_KINDS:
+        return False
+    in_daemon_grace = not (tasks.service or tasks.standalone or tasks.stopping)
+    standalone_grace = bool(tasks.standalone) and settings.standalone_task_policy == "stop"
+    return not (in_daemon_grace or standalone_grace)
 
 
 def after_throttling(

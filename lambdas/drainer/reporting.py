@@ -14,11 +14,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from drainer import claims, log, notices
+from drainer import claims, log, notices, watch
 from drainer.aws import call
 from drainer.clock import iso
 from drainer.outcome import summarise
-from drainer.settings import Settings
+from drainer.request import ROUTE_LIFECYCLE
+from drainer.settings import EVENTS, Settings
 
 DRY_RUN_MEANING = (
     "DRY RUN: nothing was changed in ECS (no DRAINING, no StopTask); the tasks counted are "
@@ -58,9 +59,24 @@ def report(
     claim = (state.get("progress") or {}).get("claim") or {}
     if claim.get("key") and not claim.get("duplicate") and execution_arn:
         claims.release(config.claims_table, claim["key"], execution_arn, summary["outcome"])
+    close_watch(state, execution_arn, config)
     level = "ERROR" if summary["outcome"] == "failed" else "INFO"
     log.log(level, "drain finished", **summary)
     return summary
+
+
+def close_watch(state: dict[str, Any], execution_arn: str | None, config: Settings) -> None:
+    """events mode: stop recording the instance's task stops (drainer/watch.py). Best effort:
+    the watch's TTL removes it a day after the drain's ceiling anyway."""
+    instance = (state.get("target") or {}).get("containerInstanceArn")
+    if config.drain_end_detection != EVENTS or not instance or not execution_arn:
+        return
+    if (state.get("request") or {}).get("route") != ROUTE_LIFECYCLE:
+        return
+    try:
+        watch.close_watch(config.claims_table, instance, execution_arn)
+    except Exception as error:  # the outcome is published; the TTL cleans up
+        log.warning("watch not closed", error=f"{type(error).__name__}: {error}")
 
 
 def drain_started(
@@ -157,8 +173,7 @@ def _emit(
                             "Namespace": namespace,
                             "Dimensions": [[*prefix, *names] for names in sets],
                             "Metrics": [
-                                {"Name": name, "Unit": UNITS.get(name, "Count")}
-                                for name in metrics
+                                {"Name": name, "Unit": UNITS.get(name, "Count")} for name in metrics
                             ],
                         }
                         for metrics, sets in directives

@@ -36,6 +36,9 @@ EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, "Check drain progress" after it
 # Execution started, Resolve, its Route Choice, the start slot's Wait, Start draining, the Choice
 # after it, Complete, Report (the last state), execution succeeded.
 EVENTS_FIXED = 1 + 5 + 2 + 2 + 5 + 2 + 5 + 5 + 1
+# events mode: the callback Task ("Await task stops": entered, scheduled, started, submitted,
+# succeeded or timed out, exited), the poll Task, the Choice
+EVENTS_PER_AWAIT = 6 + 5 + 2
 EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
 TRANSITIONS_PER_POLL = 3
 TRANSITIONS_PER_HEARTBEAT = 2
@@ -141,6 +144,7 @@ def heartbeat_gaps(
     heartbeat_timeout_seconds: int,
     ceiling_grace_seconds: int,
     rescue_grace_seconds: int,
+    awaited_wait_seconds: int = 0,
 ) -> dict[str, float]:
     """The longest gap between heartbeats (or from the last one to the completion) that each
     part of a lifecycle drain allows, computed with the functions the Lambdas run.
@@ -148,10 +152,12 @@ def heartbeat_gaps(
     "poll loop": a poll, normal or throttled with the longest jitter, at any age of the last
     heartbeat; "ceiling": a ceiling reached just as a heartbeat fell due, then the configured
     wait for stragglers; "rescue": a failure then, then the rescue's grace. Lambda time and
-    Retry back-off come on top (HEARTBEAT_MARGIN_SECONDS).
+    Retry back-off come on top (HEARTBEAT_MARGIN_SECONDS). `awaited_wait_seconds`: the longest
+    wait events may end (events mode's fallback poll), capped like every other wait.
     """
     interval = heartbeat_interval_seconds(heartbeat_timeout_seconds)
-    longest_wait = 2 * schedule.max_poll_interval_seconds  # throttled: stretched by jitter < 1
+    # throttled: stretched by jitter < 1
+    longest_wait = max(2 * schedule.max_poll_interval_seconds, awaited_wait_seconds)
     loop = max(
         age + next_wait(longest_wait, seconds_left=None, heartbeat_due_in=interval - age)
         for whole in range(interval)
@@ -167,6 +173,28 @@ class DrainCost:
     heartbeats: int
     history_events: int
     state_transitions: int
+
+
+def awaited_drain_cost(
+    fallback_poll_seconds: int, drain_seconds: int, heartbeat_interval: int
+) -> DrainCost:
+    """events mode: the history of a lifecycle drain no event ever wakes, that lasts
+    `drain_seconds` to its ceiling: a poll every fallback_poll_seconds (or sooner, at each
+    heartbeat), and after each heartbeat a timer wait and its poll."""
+    fixed = PollSchedule(fallback_poll_seconds, fallback_poll_seconds, drain_seconds, 1.0)
+    polls, heartbeats = fixed.walk(drain_seconds, heartbeat_interval)
+    return DrainCost(
+        polls=polls + heartbeats,
+        heartbeats=heartbeats,
+        history_events=EVENTS_FIXED
+        + EVENTS_CEILING
+        + polls * EVENTS_PER_AWAIT
+        + heartbeats * (EVENTS_PER_HEARTBEAT + EVENTS_PER_POLL),
+        state_transitions=TRANSITIONS_FIXED
+        + TRANSITIONS_CEILING
+        + polls * TRANSITIONS_PER_POLL
+        + heartbeats * (TRANSITIONS_PER_HEARTBEAT + TRANSITIONS_PER_POLL),
+    )
 
 
 def drain_cost(

@@ -16,6 +16,8 @@ from drainer import schedule
 # The dispatch function's one value beyond the settings: the state machine it starts. Its own
 # variable, as the state machine's ARN cannot be in settings the state machine's functions hold.
 STATE_MACHINE_VARIABLE = "DRAINER_STATE_MACHINE_ARN"
+# drain_end_detection: task events end a drain's waits (drainer/watch.py), or timers alone do.
+EVENTS, POLL = "events", "poll"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Settings:
     outcome_topic_arn: str
     metrics_namespace: str
     notify_outcomes: tuple[str, ...]
+    drain_end_detection: str  # EVENTS or POLL
+    fallback_poll_seconds: int
 
     @property
     def heartbeat_interval_seconds(self) -> int:

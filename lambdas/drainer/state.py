@@ -17,6 +17,8 @@ that a Task places is always present in the Lambda's answer.
 | `completion`  | complete_action                                                         |
 | `replacement` | replace_instance                                                        |
 | `outcome`     | report_outcome                                                          |
+| `wake`        | Step Functions: what ended an event-woken wait (drainer/watch.py's      |
+|               | answer, or the callback's timeout), read by nobody but the history      |
 | `error`       | Step Functions (a step's Catch), read by the rescue path                |
 """
 
@@ -102,7 +104,7 @@ class Progress(TypedDict):
     tasksAtStart: int | None
     claim: Claim  # resolve claims lifecycle and rebalance drains; start_drain Spot drains
     # every writer
-    verdict: str  # drainer/progress.py: WAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH
+    verdict: str  # drainer/progress.py VERDICTS
     ending: str | None  # drainer/outcome.py OUTCOMES; None while the drain goes on
     # start_drain
     drain: DrainStarted | None
@@ -114,6 +116,9 @@ class Progress(TypedDict):
     # ARNs of the tasks the last poll found alive: what the next poll describes and what the
     # event-woken wait arms with (drainer/ecs.py, drainer/watch.py)
     aliveTasks: list[str]
+    # Of those, the ones an event-woken wait waits for: all but daemon tasks, which ECS stops
+    # last (drainer/progress.py AWAIT)
+    awaitedTasks: list[str]
     workloadDrainedAt: str | None
     daemonServices: list[str]
     knownServices: list[str]
@@ -179,6 +184,7 @@ class StateDocument(TypedDict):
     completion: NotRequired[Completion]
     replacement: NotRequired[Replacement]
     outcome: NotRequired[Outcome]
+    wake: NotRequired[dict[str, Any]]
     error: NotRequired[dict[str, Any]]
     rescueError: NotRequired[dict[str, Any]]
     reportError: NotRequired[dict[str, Any]]

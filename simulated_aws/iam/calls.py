@@ -282,6 +282,9 @@ CALLS: dict[tuple[str, str], CallMapping] = {
     ],
     ("stepfunctions", "GetExecutionHistory"): _on_execution("states:GetExecutionHistory"),
     ("stepfunctions", "DescribeExecution"): _on_execution("states:DescribeExecution"),
+    # An event-woken wait's wake-up: the task token is its only scope (the reference: no
+    # resource).
+    ("stepfunctions", "SendTaskSuccess"): _unscoped("states:SendTaskSuccess"),
     ("cloudwatch", "PutMetricData"): _put_metric_data,
     ("events", "PutEvents"): _put_events,
 }

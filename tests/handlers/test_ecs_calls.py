@@ -48,7 +48,7 @@ def test_the_first_poll_lists_later_polls_describe_only_the_tasks_alive(env):
     world.clock.run_for(30)
     state, later = polled(world, state)
     assert later == Counter(DescribeTasks=1)
-    assert state["progress"]["verdict"] == progress.WAIT
+    assert state["progress"]["verdict"] == progress.AWAIT  # events mode, the default
 
 
 def test_when_every_known_task_stopped_one_list_confirms_nothing_new(env):
@@ -70,7 +70,7 @@ def test_a_task_started_after_the_first_snapshot_is_found_by_the_confirmation(en
     state, last = polled(world, state)
     assert last == Counter(DescribeTasks=2, ListTasks=1)
     assert state["progress"]["aliveTasks"] == [late]
-    assert state["progress"]["verdict"] == progress.WAIT
+    assert state["progress"]["verdict"] == progress.AWAIT  # events mode, the default
 
 
 def test_daemon_service_names_are_asked_once_per_cluster(env):

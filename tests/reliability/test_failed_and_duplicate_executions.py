@@ -179,6 +179,10 @@ def test_an_execution_aborted_mid_drain_gets_the_grace_and_reports_what_it_knew(
     """Stopped while the instance is DRAINING: the rescue function, like the in-machine rescue
     path, lets ECS move the tasks for rescue_grace_seconds (a heartbeat first) before it
     completes, and reports the cluster, the time and the tasks the execution had seen."""
+    # Poll mode: on the virtual clock moto does not end a Wait or a callback wait when the
+    # execution is stopped (AWS does, at once); the abort only lands when the wait ends, and
+    # an awaited wait outlasts the tasks this test needs still alive.
+    config = with_settings(config, drain_end_detection="poll")
     world, victim = slow_moving_world(config)
     grace = config.rescue_grace_seconds
     with Harness(world, config) as harness:

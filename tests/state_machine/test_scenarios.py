@@ -11,7 +11,12 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from drainer.schedule import HISTORY_EVENT_QUOTA, ceiling_seconds, drain_cost
+from drainer.schedule import (
+    HISTORY_EVENT_QUOTA,
+    awaited_drain_cost,
+    ceiling_seconds,
+    drain_cost,
+)
 from sandbox.harness import Harness, ScenarioRecord
 from simulated_aws import World
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
@@ -74,7 +79,8 @@ def test_drain_to_the_48_hour_ceiling_at_production_settings(config):
     world.run_task(CLUSTER, victim, "never-ending-batch")  # wait policy: waits to the ceiling
     with Harness(world, config) as harness:
         world.asg.scale_in(GROUP, victim)
-        record = finish("drain to the 48-hour ceiling", harness, wall_timeout=120)
+        name = f"drain to the 48-hour ceiling ({config.drain_end_detection})"
+        record = finish(name, harness, wall_timeout=120)
         (outcome,) = harness.outcomes()
     (drain,) = record.drains
     (action,) = world.lifecycle_actions
@@ -87,12 +93,15 @@ def test_drain_to_the_48_hour_ceiling_at_production_settings(config):
     assert record.tasks_killed == []
     # The history-size check configuration validation makes at synth predicts this drain: an
     # upper bound, and within 1 %.
-    predicted = drain_cost(
-        config.poll_schedule,
-        ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds),
-        config.heartbeat_timeout_seconds // 3,
-        to_ceiling=True,
-    )
+    ceiling = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
+    if config.ends_drains_on_events:  # no event ever comes: a poll every fallback_poll_seconds
+        predicted = awaited_drain_cost(
+            config.fallback_poll_seconds, ceiling, config.heartbeat_timeout_seconds // 3
+        )
+    else:
+        predicted = drain_cost(
+            config.poll_schedule, ceiling, config.heartbeat_timeout_seconds // 3, to_ceiling=True
+        )
     assert 0.99 * predicted.history_events <= drain.history_events <= predicted.history_events
     assert 0.99 * predicted.state_transitions <= drain.state_transitions
     assert drain.state_transitions <= predicted.state_transitions

@@ -22,7 +22,7 @@ from sandbox.harness import CLAIMS_TABLE, Harness
 from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.definition import REACTIVATE_FUNCTION
-from stacks.event_patterns import instance_return_pattern
+from stacks.event_patterns import INSTANCE_STATE_DETAIL_TYPE, instance_return_pattern
 from tests.conftest import install_settings
 from tests.steps import ARN, step
 from tests.template.synthesis import as_list
@@ -209,6 +209,7 @@ def test_the_rule_matches_only_connected_draining_instances_of_the_configured_cl
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::Events::Rule"
         and resource["Properties"]["EventPattern"].get("source") == ["aws.ecs"]
+        and resource["Properties"]["EventPattern"]["detail-type"] == [INSTANCE_STATE_DETAIL_TYPE]
     ]
     (rule,) = rules
     assert rule["EventPattern"] == instance_return_pattern(config)

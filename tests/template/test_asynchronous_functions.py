@@ -12,7 +12,7 @@ from stacks.functions import ALL_FUNCTIONS, Function, On, allow
 from tests.conftest import ROOT
 from tests.template.synthesis import as_list, synth
 
-INVOKED_BY_EVENTS = {"Dispatch", "RescueExecution", "ReactivateInstance"}
+INVOKED_BY_EVENTS = {"Dispatch", "RescueExecution", "ReactivateInstance", "WakeDrain"}
 
 
 @pytest.fixture(scope="module")

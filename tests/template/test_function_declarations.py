@@ -26,6 +26,7 @@ def role_actions(stack, template) -> dict[str, set[str]]:
         "RescueExecution": stack.rescue_function,
         "ReactivateInstance": stack.reactivate_function,
         "Dispatch": stack.dispatch_function,
+        "WakeDrain": stack.wake_function,
     }
     by_role = {
         stack.resolve(stack.get_logical_id(function.role.node.default_child)): name

@@ -23,6 +23,7 @@ from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
     instance_return_pattern,
+    task_stopped_pattern,
 )
 from stacks.functions import ALL_FUNCTIONS, DISPATCH_FUNCTION
 from tests.conftest import ROOT
@@ -56,6 +57,7 @@ def test_rules_use_the_one_pattern_definition(synthesized):
             *event_patterns(config).values(),
             execution_failure_pattern(stack.resolve(machine_arn)),
             instance_return_pattern(config),
+            task_stopped_pattern(config),  # events mode (drainer.toml)
         ]
     )
     assert patterns == expected

@@ -76,7 +76,7 @@ def test_every_task_but_resolve_writes_one_part_in_its_shape():
         assert STATES[name]["OutputPath"] == "$.Payload"
         assert "ResultPath" not in STATES[name]
     for name, definition in STATES.items():
-        if definition["Type"] != "Task" or name in (build.RESOLVE, build.START):
+        if definition["Type"] != "Task" or name in (build.RESOLVE, build.START, build.AWAIT):
             continue
         part = definition["ResultPath"].removeprefix("$.")
         assert part in {"progress", "completion", "replacement", "outcome"}, name
@@ -117,3 +117,25 @@ def test_the_typed_request_is_the_drain_requests_state():
         detail_type="x",
     )
     assert list(drain_request.to_state()) == list(state.keys(state.Request))
+
+
+def test_the_awaited_wait_is_a_callback_that_times_out_into_the_poll():
+    """The wake-up (or the timeout, the fallback poll) leads to the poll, which asks ECS; any
+    failure of the callback falls back to the timer wait, never to the rescue path."""
+    awaited = STATES[build.AWAIT]
+    assert awaited["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert awaited["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert awaited["TimeoutSecondsPath"] == "$.progress.nextWaitSeconds"
+    assert (awaited["ResultPath"], awaited["Next"]) == ("$.wake", build.POLL)
+    # A retry waits its whole timeout again: Lambda's transient errors only, never the timeout.
+    assert awaited["Retry"] == build.AWAIT_RETRY
+    assert "States.Timeout" not in str(awaited["Retry"])
+    assert [(c["ErrorEquals"], c["Next"]) for c in awaited["Catch"]] == [
+        (["States.Timeout"], build.POLL),
+        (["States.ALL"], build.WAIT),
+    ]
+    assert {
+        "Variable": "$.progress.verdict",
+        "StringEquals": progress.AWAIT,
+        "Next": build.AWAIT,
+    } in (STATES[build.CHECK]["Choices"])

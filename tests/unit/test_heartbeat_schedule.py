@@ -35,7 +35,7 @@ from drainer.schedule import (
     grace_wait,
 )
 from stacks.config import ConfigError, DrainerConfig, validate
-from stacks.definition import DEFINITION_FILE
+from stacks.definition import DEFINITION_FILE, FUNCTIONS
 from tests.conftest import install_settings
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -136,7 +136,9 @@ def simulate(config: DrainerConfig, polls: list[Poll], fail_at: int | None) -> D
             assert completed < deadline + timedelta(seconds=CEILING_MARGIN_SECONDS)
             return drain
         else:
-            assert verdict == progress.WAIT
+            # An awaited wait lasts at most its timeout, which is capped as a timer wait's is
+            # (an event only ends it sooner).
+            assert verdict in (progress.WAIT, progress.AWAIT)
     raise AssertionError("the drain never reached its ceiling")
 
 
@@ -159,6 +161,8 @@ def configurations(draw: st.DrawFn) -> DrainerConfig:
         "standalone_task_grace_seconds": draw(st.integers(0, 3600)),
         "straggler_stop_wait_seconds": draw(st.integers(0, 120)),
         "rescue_grace_seconds": draw(st.integers(0, 300)),
+        "drain_end_detection": draw(st.sampled_from(["events", "poll"])),
+        "fallback_poll_seconds": draw(st.integers(60, 3600)),
     }
     try:
         return validate(values)
@@ -321,3 +325,16 @@ def test_the_margin_covers_the_tasks_on_the_way_to_each_heartbeat():
     assert states["Poll tasks"]["Next"] == "Check drain progress"
     assert states["Check drain progress"]["Default"] == "Wait before polling"
     assert states["Wait before polling"]["Next"] == "Poll tasks"
+    # The awaited wait times out into the poll, as the timer wait ends in it. Each retry of it
+    # (Lambda's transient errors) starts its timeout again, and a failed arming falls back to
+    # the timer wait: the heartbeat comes later by the failed attempts (each at most the
+    # function's timeout) and their back-offs, then a poll and the heartbeat: within the margin.
+    awaited = states["Await task stops"]
+    assert awaited["Next"] == "Poll tasks"
+    assert [catch["Next"] for catch in awaited["Catch"]] == ["Poll tasks", "Wait before polling"]
+    attempt = next(f for f in FUNCTIONS if f.name == "AwaitStops").timeout_seconds
+    (retrier,) = awaited["Retry"]
+    failed_arming = (1 + retrier["MaxAttempts"]) * attempt
+    failed_arming += retrier["MaxAttempts"] * retrier["MaxDelaySeconds"]
+    after_it = ("Poll tasks", "Record heartbeat")
+    assert failed_arming + sum(one_slow_attempt_and_retry(states[n]) for n in after_it) <= needed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,13 +12,23 @@ from drainer.clock import iso
 from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, SPOT, DrainRequest
 from tests.conftest import install_settings
+from tests.worlds import with_settings
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+# A timer wait or, in events mode, an awaited one: the loop goes on either way.
+WAITS = (progress.WAIT, progress.AWAIT)
+
+
+@pytest.fixture(params=["events", "poll"])
+def settings(config, request):
+    return install_settings(with_settings(config, drain_end_detection=request.param))
+
+
 @pytest.fixture
-def settings(config):
-    return install_settings(config)
+def events(config):
+    return install_settings(with_settings(config, drain_end_detection="events"))
 
 
 def lifecycle_request(instance_id: str = "i-0aaaaaaaaaaaaaaa1", **extra) -> DrainRequest:
@@ -55,7 +66,7 @@ def after(request, settings, seconds, snapshot, state=None):
 def test_tasks_still_stopping_keep_the_drain_open(settings):
     # runningTasksCount would say 0 here: both tasks were told to stop but still serve requests.
     result = after(lifecycle_request(), settings, 30, TaskSnapshot(stopping=["a", "b"]))
-    assert result["verdict"] == progress.WAIT
+    assert result["verdict"] in WAITS
     assert result["tasks"]["alive"] == 2
 
 
@@ -74,7 +85,7 @@ def test_gone_instance(settings):
 def test_daemon_tasks_get_a_grace_period_then_are_cut_short(settings):
     request = lifecycle_request()
     first = after(request, settings, 30, TaskSnapshot(daemon=["d"]))
-    assert first["verdict"] == progress.WAIT
+    assert first["verdict"] in WAITS
     later = after(
         request,
         settings,
@@ -91,7 +102,7 @@ def test_heartbeat_due_after_a_third_of_the_hook_timeout(settings):
     request = lifecycle_request()
     busy = TaskSnapshot(service=["s"])
     assert (
-        after(request, settings, settings.heartbeat_interval_seconds - 1, busy)["verdict"] == "wait"
+        after(request, settings, settings.heartbeat_interval_seconds - 1, busy)["verdict"] in WAITS
     )
     assert (
         after(request, settings, settings.heartbeat_interval_seconds, busy)["verdict"]
@@ -132,13 +143,13 @@ def test_a_spot_drain_ends_by_reporting_without_a_completion(settings):
 
 def test_standalone_tasks_wait_by_default(settings):
     result = after(lifecycle_request(), settings, 10_000, TaskSnapshot(standalone=["r"]))
-    assert result["verdict"] in {progress.WAIT, progress.HEARTBEAT}
+    assert result["verdict"] in {*WAITS, progress.HEARTBEAT}
 
 
 def test_standalone_tasks_stopped_after_grace_under_stop_policy(config):
     settings = install_settings(config.model_copy(update={"standalone_task_policy": "stop"}))
     request = lifecycle_request()
-    assert after(request, settings, 60, TaskSnapshot(standalone=["r"]))["verdict"] == "wait"
+    assert after(request, settings, 60, TaskSnapshot(standalone=["r"]))["verdict"] in WAITS
     grace = settings.standalone_task_grace_seconds
     fresh = {
         **progress.initial(request, None, settings, START),
@@ -182,7 +193,7 @@ def test_a_fraction_of_a_second_left_cannot_spin_the_loop(settings):
     almost = progress.decide(
         request, state, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=114.6)
     )
-    assert almost["verdict"] == progress.WAIT
+    assert almost["verdict"] in WAITS
     assert almost["nextWaitSeconds"] == 1
     final = progress.decide(
         request, almost, TaskSnapshot(service=["s"]), settings, START + timedelta(seconds=115.6)
@@ -207,7 +218,7 @@ def test_a_throttled_poll_waits_instead_of_failing(settings):
     request = lifecycle_request()
     state = progress.initial(request, None, settings, START)
     result = progress.after_throttling(request, state, settings, START + timedelta(seconds=40), 0.5)
-    assert result["verdict"] == progress.WAIT
+    assert result["verdict"] in WAITS
     assert result["throttledPolls"] == 1
     assert result["nextWaitSeconds"] == settings.poll_interval_seconds * 3 // 2
     late = progress.after_throttling(
@@ -215,3 +226,50 @@ def test_a_throttled_poll_waits_instead_of_failing(settings):
     )
     assert late["verdict"] == progress.CEILING  # throttling never carries a drain past it
     assert late["ending"] == outcome.CEILING
+
+
+# --- events mode: which waits the task events end --------------------------------------------
+def test_events_mode_awaits_the_stops_of_a_lifecycle_drain(events):
+    snapshot = TaskSnapshot(service=["s"], standalone=["t"], stopping=["x"], daemon=["d"])
+    result = after(lifecycle_request(), events, 30, snapshot)
+    assert result["verdict"] == progress.AWAIT
+    # ECS stops daemon tasks last: the wait waits for the others.
+    assert result["awaitedTasks"] == ["s", "t", "x"]
+    assert result["aliveTasks"] == ["d", "s", "t", "x"]
+    # min(fallback poll 900 s, the heartbeat due 600 s after the action began)
+    assert events.fallback_poll_seconds > events.heartbeat_interval_seconds - 30
+    assert result["nextWaitSeconds"] == events.heartbeat_interval_seconds - 30
+    assert result["pollIntervalSeconds"] == events.poll_interval_seconds  # the back-off's own
+
+
+def test_an_awaited_wait_never_passes_the_next_heartbeat_or_the_ceiling(events):
+    state = progress.initial(lifecycle_request(), None, events, START)
+    due_in = 100
+    state["lastHeartbeatAt"] = iso(START + timedelta(seconds=30 + due_in - 600))
+    result = after(lifecycle_request(), events, 30, TaskSnapshot(service=["s"]), state)
+    assert (result["verdict"], result["nextWaitSeconds"]) == (progress.AWAIT, due_in)
+    near_the_ceiling = replace(lifecycle_request(), deadline=iso(START + timedelta(seconds=90)))
+    result = after(near_the_ceiling, events, 30, TaskSnapshot(service=["s"]))
+    assert (result["verdict"], result["nextWaitSeconds"]) == (progress.AWAIT, 60)
+
+
+def test_grace_periods_and_spot_keep_timer_waits(events, config):
+    # Only daemon tasks left: their grace is measured by a timer.
+    daemons = after(lifecycle_request(), events, 30, TaskSnapshot(daemon=["d"]))
+    assert daemons["verdict"] == progress.WAIT
+    assert daemons["nextWaitSeconds"] == events.poll_interval_seconds
+    # Standalone tasks the policy will stop once their grace is over.
+    stopping = install_settings(
+        with_settings(config, drain_end_detection="events", standalone_task_policy="stop")
+    )
+    standalone = after(lifecycle_request(), stopping, 30, TaskSnapshot(standalone=["t"]))
+    assert standalone["verdict"] == progress.WAIT
+    # Spot: two minutes, short timer polls.
+    spot = after(spot_request(), events, 5, TaskSnapshot(service=["s"]))
+    assert spot["verdict"] == progress.WAIT
+
+
+def test_poll_mode_never_awaits(config):
+    polled = install_settings(with_settings(config, drain_end_detection="poll"))
+    result = after(lifecycle_request(), polled, 30, TaskSnapshot(service=["s"]))
+    assert (result["verdict"], result["nextWaitSeconds"]) == (progress.WAIT, 30)

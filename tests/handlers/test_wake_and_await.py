@@ -1,0 +1,72 @@
+"""The wake and await functions on their own: thin handlers over drainer/watch.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import await_stops
+import pytest
+import wake_drain
+
+from drainer import watch
+from tools.offline import ROOT
+
+FARGATE = json.loads(
+    (ROOT / "tests/fixtures/aws-sample-events/ecs-task-state-change-fargate.json").read_text()
+)
+EC2 = json.loads((ROOT / "tests/fixtures/aws-sample-events/ecs-task-state-change.json").read_text())
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list[tuple[Any, ...]]:
+    made: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(watch, "call", lambda *args, **params: made.append(args) or {})
+    monkeypatch.setattr(
+        watch, "record_stop", lambda *args: made.append(("record_stop", *args)) or watch.RECORDED
+    )
+    return made
+
+
+def stopped(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "detail": {**event["detail"], "lastStatus": "STOPPED"}}
+
+
+def test_a_fargate_task_is_ignored_before_any_call(calls):
+    assert "containerInstanceArn" not in FARGATE["detail"]
+    answer = wake_drain.handler(stopped(FARGATE), None)  # no settings read, no AWS call
+    assert answer == {"result": wake_drain.IGNORED} and calls == []
+
+
+def test_an_ec2_task_stop_is_recorded_against_its_container_instance(calls):
+    answer = wake_drain.wake(stopped(EC2), lambda: "claims", None)
+    assert answer == {"result": watch.RECORDED}
+    detail = EC2["detail"]
+    assert calls == [
+        ("record_stop", "claims", detail["containerInstanceArn"], detail["taskArn"], None, None)
+    ]
+
+
+def test_a_task_not_stopped_is_ignored(calls):
+    assert wake_drain.wake(EC2, lambda: "claims", None) == {"result": wake_drain.IGNORED}
+    assert calls == []
+
+
+def test_the_await_function_arms_with_the_awaited_tasks(monkeypatch):
+    armed: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        watch, "arm", lambda table, ci, **kw: armed.append({"ci": ci, **kw}) or False
+    )
+    event = {
+        "taskToken": "t",
+        "executionArn": "arn:x",
+        "request": {"deadline": None},
+        "target": {"containerInstanceArn": "ci"},
+        "progress": {"awaitedTasks": ["a", "b"], "aliveTasks": ["a", "b", "daemon"]},
+    }
+    answer = await_stops.await_stops(event, "claims", datetime(2026, 1, 5, tzinfo=UTC))
+    assert answer == {"armed": True, "woke": False}
+    ((arming),) = armed
+    assert (arming["ci"], arming["token"], arming["alive"]) == ("ci", "t", ["a", "b"])
+    assert arming["execution_arn"] == "arn:x"

@@ -230,7 +230,7 @@ def refresh_only(
             f"{refresh.ecs_calls_per_drain_median}, notice p50 "
             f"{refresh.notice_percentile(50)} s p95 {refresh.notice_percentile(95)} s; "
             f"{refresh.virtual_seconds:.0f} s virtual, {refresh.wall_seconds:.0f} s wall, "
-            f"{refresh.peak_rss_mb:.0f} MB peak"
+            f"{refresh.cpu_seconds:.0f} s CPU, {refresh.peak_rss_mb:.0f} MB peak"
         )
     print(f"wrote {path}")
     return 0

@@ -50,6 +50,7 @@ class RefreshResult:
     # CompleteLifecycleAction calls the world accepted, per instance, beyond the first
     completed_twice: int = 0
     peak_rss_mb: float = 0.0  # of the process that ran the refresh (ru_maxrss)
+    cpu_seconds: float = 0.0  # of that process, the whole refresh (set-up included)
     source: str = "this run"  # or the refresh-SIZE.json it was read from
 
     @property
@@ -134,6 +135,7 @@ def run_refresh(
     ecs_calls = [c for c in world.api_calls if c.service == "ecs"]
     throttled = [c for c in ecs_calls if c.outcome != "ok"]
     notices = [lifecycle_latency(world, instance, 0) for instance in old]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return RefreshResult(
         instances=instances,
         rate_per_s=rate,
@@ -163,7 +165,8 @@ def run_refresh(
             s.latency_seconds for s in notices if s is not None and s.latency_seconds is not None
         ),
         completed_twice=completed_twice(world, old),
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
     )
 
 

@@ -88,6 +88,7 @@ REFRESH_SIZES_HEADER = [
     "Time to notice p50 / p95 (s)",
     "Last action (virtual s)",
     "Wall (s)",
+    "CPU (s)",
     "Peak memory (MB)",
     "Source",
 ]
@@ -198,6 +199,7 @@ def refresh_size_rows(result: BenchResult) -> list[list[str]]:
             f"{_s(r.notice_percentile(50))} / {_s(r.notice_percentile(95))}",
             f"{r.virtual_seconds:.0f}",
             f"{r.wall_seconds:.0f}",
+            f"{r.cpu_seconds:.0f}",
             f"{r.peak_rss_mb:.0f}",
             r.source,
         ]

@@ -32,6 +32,7 @@ from sandbox.deployment import (
     MOTO_CONFIG,
     REGION,
     activate,
+    counting_executions,
     deploy,
     running_executions,
 )
@@ -86,6 +87,7 @@ class Harness:
 
     def _set_up(self) -> None:
         self._stack.enter_context(mock_aws(config=MOTO_CONFIG))
+        self._stack.enter_context(counting_executions())
         self._stack.enter_context(quotas.enforced())  # what moto accepts and AWS refuses
         self._stack.enter_context(self.world.install())
         if self.authorizer is None:

@@ -65,6 +65,10 @@ class VirtualClock:
         self._seq = itertools.count()
         self._timers: list[tuple[int, int, Timer]] = []
         self._sleepers: dict[int, int] = {}  # seq -> wake time (µs)
+        # The same sleepers by (wake time, seq): the earliest without a scan of them all (with
+        # thousands asleep that scan, once per event, was quadratic). A sleeper leaves only
+        # when it is the earliest event (_take_locked), so the heap's top is always current.
+        self._sleeper_heap: list[tuple[int, int]] = []
         # seq -> that sleeper's own wake-up: waking one sleeper wakes one thread, not all of
         # them (with 500 executions asleep, a shared Condition cost minutes of system time).
         self._wakers: dict[int, threading.Event] = {}
@@ -141,6 +145,7 @@ class VirtualClock:
         with self._cond:
             seq = next(self._seq)
             self._sleepers[seq] = self._now_us + _seconds_to_us(seconds)
+            heapq.heappush(self._sleeper_heap, (self._sleepers[seq], seq))
             self._wakers[seq] = wake
             self._generation += 1
             self._cond.notify_all()  # the driver recounts the sleepers
@@ -163,7 +168,8 @@ class VirtualClock:
         if self._timers:
             when_us, seq, timer = self._timers[0]
             best = (when_us, seq, timer)
-        for seq, wake_us in self._sleepers.items():
+        if self._sleeper_heap:
+            wake_us, seq = self._sleeper_heap[0]
             if best is None or (wake_us, seq) < (best[0], best[1]):
                 best = (wake_us, seq, None)
         return best
@@ -175,6 +181,7 @@ class VirtualClock:
         if timer is not None:
             heapq.heappop(self._timers)
             return timer
+        heapq.heappop(self._sleeper_heap)  # the earliest: this sleeper
         del self._sleepers[seq]
         self._wakers.pop(seq).set()
         self._generation += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.notes import mode_notes
 from bench.result import BenchResult
 from bench.tables import (
     COLD_HEADER,
@@ -48,6 +49,13 @@ def markdown(result: BenchResult) -> str:
         " on the simulated ECS / Auto Scaling / Spot world, in virtual time: the real state "
         "machine (moto's ASL interpreter) and the real Lambda handlers, shipped configuration "
         f"(`drainer.toml`): {result.configuration['summary']}.",
+        "",
+        "## Floors",
+        "",
+        "Each floor under its name (the `floors` list of bench.json), once per drain-end "
+        "detection mode where the mode matters: " + "; ".join(mode_notes(result)) + ".",
+        "",
+        markdown_table(FLOOR_HEADER, floor_rows(result)),
         "",
         "## Cost per drain",
         "",
@@ -127,10 +135,6 @@ def markdown(result: BenchResult) -> str:
         "one more Lambda invocation per drain.",
         "",
         markdown_table(DISPATCH_HEADER, dispatch_rows(result)),
-        "",
-        "## Floors",
-        "",
-        markdown_table(FLOOR_HEADER, floor_rows(result)),
         "",
         "## Findings",
         "",

@@ -84,6 +84,7 @@ class BenchResult:
     findings: list[str] = field(default_factory=list)
     floors: list[Floor] = field(default_factory=list)
     wall_seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # per part, where measured
 
 
 def price(drains: list[DrainMeasure], profile: prices.LambdaProfile) -> None:

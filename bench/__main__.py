@@ -112,17 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     fixed, refusal = baselines.fixed_poll_config(configs[POLL])
     profile = prices.LambdaProfile(shipped.lambda_memory_mb, shipped.lambda_architecture)
 
-    # The refreshes, the longest scenarios, run in other processes (one at a time, each in a
-    # fresh one: its peak memory is its own) while this one measures imports and runs the other
-    # scenarios: a simulation keeps one core busy (one actor at a time, under the GIL) and the
-    # machine has two. Import times are compared as ratios of interleaved runs, so the busy core
-    # weighs on boto3's runs and the handlers' alike.
+    # The refreshes, the longest scenarios, run in other processes (two at a time, the largest
+    # first, each in a fresh process: its peak memory is its own) while this one measures
+    # imports and runs the other scenarios: a simulation keeps one core busy (one actor at a
+    # time, under the GIL), the machine has two, and the refreshes take most of the CPU. Import
+    # times are compared as ratios of interleaved runs, so the busy cores weigh on boto3's runs
+    # and the handlers' alike.
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn, max_tasks_per_child=1) as pool:
         began = time.monotonic()
         pending = [
             submit_refresh(pool, configs[mode], mode, size, args.refresh_deregistration)
-            for size in plan.refresh_sizes
+            for size in sorted(plan.refresh_sizes, reverse=True)
             for mode in configs
         ]
         cold = timed(wall, "cold start", lambda: coldstart.measure(plan.import_repetitions))

@@ -212,10 +212,11 @@ def submit_refresh(
 def refresh_only(
     size: int, configs: dict[str, DrainerConfig], deregistration: float, out: Path
 ) -> int:
-    """`make bench-refresh-5000`: one refresh per mode, each in a fresh process, to a file a
-    full run reads (with the commit it measured)."""
+    """`make bench-refresh-5000`: one refresh per mode, each in a process of its own (side by
+    side: two cores), to a file a full run reads (with the commit it measured)."""
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, max_tasks_per_child=1) as pool:
+    workers = min(2, len(configs))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn, max_tasks_per_child=1) as pool:
         futures = [
             submit_refresh(pool, config, mode, size, deregistration)
             for mode, config in configs.items()

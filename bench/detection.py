@@ -159,7 +159,7 @@ def run_unrelated(
         world.run_task(CLUSTER, instances[n % len(instances)], "job", runs_for_seconds=1 + n % 600)
     reseed()
     with quiet(), Harness(world, config, outcome_queue=False) as harness:
-        world.clock.run_for(700, active=harness.running)
+        world.clock.run_for(700, active=harness.running, wall_timeout=wall_timeout)
         harness.run(max_virtual_seconds=3600, wall_timeout=wall_timeout)
         stopped = sum(
             1

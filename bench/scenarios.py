@@ -187,7 +187,9 @@ def run_kind(drainer: str, config: DrainerConfig, kind: Kind, wall_timeout: floa
         start_drain(world, victim, kind)
         harness.run(max_virtual_seconds=3 * 86400, wall_timeout=wall_timeout)
         if kind.spot:
-            world.clock.run_for(SPOT_WATCH_SECONDS, active=harness.running)
+            world.clock.run_for(
+                SPOT_WATCH_SECONDS, active=harness.running, wall_timeout=wall_timeout
+            )
         record = harness.record()
     (drain,) = record.drains
     ecs, asg = api_totals(record.api_calls)

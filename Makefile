@@ -23,7 +23,7 @@ CONFIG  ?= drainer.toml
 CDK_OUT ?= cdk.out
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint validate-asl synth deploy test demo sandbox drains bench statemachine diagram clean
+.PHONY: help setup lint validate-asl synth deploy test demo sandbox drains bench bench-refresh-5000 statemachine diagram clean
 
 help:
 	@echo "Targets:"
@@ -37,7 +37,9 @@ help:
 	@echo "  demo          python -m sandbox.demo"
 	@echo "  sandbox       python -m sandbox.server"
 	@echo "  drains        python -m drains \$$ARGS: what happened to the drains (ARGS=\"list --since 24h\")"
-	@echo "  bench         python -m bench"
+	@echo "  bench         python -m bench (reads results/refresh-5000.json if there is one)"
+	@echo "  bench-refresh-5000  python -m bench --refresh 5000: the 5,000-instance refresh alone,"
+	@echo "                to results/refresh-5000.json (run it before bench)"
 	@echo "  statemachine  python -m statemachine.build (writes statemachine/drainer.asl.json)"
 	@echo "  diagram       python -m tools.diagram"
 	@echo "  clean         remove .venv node_modules cdk.out .pytest_cache .ruff_cache"
@@ -89,6 +91,9 @@ drains: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench
+
+bench-refresh-5000: $(VENV_STAMP)
+	$(PY) -m bench --refresh 5000
 
 statemachine: $(VENV_STAMP)
 	$(PY) -m statemachine.build

@@ -1,67 +1,74 @@
 """`make bench`: what each drainer costs per drain, how soon it lets the instance go, how it
-copes with a 500-instance refresh, and how fast its handlers import. See results/README-BENCH.md.
+copes with an instance refresh of 500 to 5,000 instances, and how fast its handlers import, in
+each drain-end detection mode this build has. See results/README-BENCH.md.
 
-    python -m bench            # full run, writes results/ (tracked)
-    python -m bench --small    # quick run (20-instance refresh, 6 latency drains) to a temp dir
+    python -m bench                  # full run, writes results/ (tracked)
+    python -m bench --small          # quick run (20-instance refresh, few drains) to a temp dir
+    python -m bench --refresh 5000   # that refresh alone, to results/refresh-5000.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bench import (
     baselines,
     coldstart,
     console,
+    detection,
     dispatch,
     floors,
+    modes,
+    notes,
     prices,
     report,
     scenarios,
     sim,
 )
-from bench.result import FIXED, PRODUCT, BenchResult, LatencySummary, price
+from bench.modes import EVENTS, POLL
+from bench.notes import ECS_BURST, ECS_RATE_PER_S
+from bench.refresh import RefreshResult, refresh_job
+from bench.result import FIXED, BenchResult, LatencySummary, price, product
 from stacks.config import DrainerConfig, load_config
 
 T = TypeVar("T")
 
-# ECS token buckets assumed for every operation, one bucket per operation: burst 50, refill
-# 20/s. Sources: the ECS API reference "Request throttling for the Amazon ECS API" (token bucket
-# per operation; its example gives cluster read actions a bucket of 50 tokens) and
-# aws-solutions/workload-discovery-on-aws PR #355 (DescribeContainerInstances and DescribeTasks
-# "approx 20 TPS", citing that page). The page's per-action table could not be retrieved here;
-# if AWS grants task reads more, this setting is the conservative side.
-ECS_RATE_PER_S = 20.0
-ECS_BURST = 50.0
 # The refresh's web tasks deregister from their load balancer for this long, so every drain
-# lasts ~2.5 min (five poll rounds) with 500 of them sharing the buckets. ALB's default is
+# lasts ~2.5 min (five poll rounds) with all of them sharing the buckets. ALB's default is
 # 300 s; shorter here to fit the wall-time budget (longer drains only poll more rounds).
 REFRESH_DEREGISTRATION_SECONDS = 120.0
+REFRESH_WALL_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
 class Plan:
     latency_drains: int
     five_minute_drains: int  # the 5-minute drain on this many instances (poll phases)
-    refresh_instances: int
+    refresh_sizes: tuple[int, ...]
     import_repetitions: int
     measure_ceiling: bool  # run the 48 h drain (else: computed from the poll schedule)
     # Below an hour the fixed poll is the product's schedule: --small skips those runs.
     fixed_poll_drains: bool
     fixed_poll_latency: bool
+    detection_drains: int  # drains of 1 min–47 h, per delay preset
+    detection_presets: tuple[str, ...]
+    loss_drains: int
+    unrelated_stops: int
 
 
-FULL = Plan(24, 30, 500, 7, True, True, True)
-SMALL = Plan(6, 5, 20, 1, False, False, False)
+FULL = Plan(24, 30, (500, 2000), 7, True, True, True, 16, ("default", "pessimistic"), 40, 10_000)
+SMALL = Plan(6, 5, (20,), 1, False, False, False, 3, ("default",), 6, 200)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="output directory (default: results/, or a temp dir with --small)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a floor fails")
+    parser.add_argument(
+        "--refresh",
+        type=int,
+        metavar="INSTANCES",
+        help="run only the refresh of this many instances (each mode) and write "
+        "refresh-INSTANCES.json, which a full run then reads",
+    )
     parser.add_argument(
         "--refresh-deregistration",
         type=float,
@@ -85,87 +99,220 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (
         Path(tempfile.mkdtemp(prefix="bench-small-")) if args.small else sim.ROOT / "results"
     )
+    # The shipped settings, pointed at the simulated world's cluster and group.
+    shipped = load_config().model_copy(
+        update={"cluster_names": [scenarios.CLUSTER], "auto_scaling_group_names": [scenarios.GROUP]}
+    )
+    configs = {m: modes.config_for(shipped, m) for m in modes.MODES if modes.available(m)}
+    if args.refresh:
+        return refresh_only(args.refresh, configs, args.refresh_deregistration, out)
 
     wall: dict[str, float] = {}
     started = time.monotonic()
-    # The shipped settings, pointed at the simulated world's cluster and group.
-    product = load_config().model_copy(
-        update={"cluster_names": [scenarios.CLUSTER], "auto_scaling_group_names": [scenarios.GROUP]}
-    )
-    fixed, refusal = baselines.fixed_poll_config(product)
-    profile = prices.LambdaProfile(product.lambda_memory_mb, product.lambda_architecture)
+    fixed, refusal = baselines.fixed_poll_config(configs[POLL])
+    profile = prices.LambdaProfile(shipped.lambda_memory_mb, shipped.lambda_architecture)
 
-    # The refresh, the longest scenario, runs in a second process while this one measures
+    # The refreshes, the longest scenarios, run in other processes (two at a time, the largest
+    # first, each in a fresh process: its peak memory is its own) while this one measures
     # imports and runs the other scenarios: a simulation keeps one core busy (one actor at a
-    # time, under the GIL) and the machine has two. Import times are compared as ratios of
-    # interleaved runs, so the busy core weighs on boto3's runs and the handlers' alike.
+    # time, under the GIL), the machine has two, and the refreshes take most of the CPU. Import
+    # times are compared as ratios of interleaved runs, so the busy cores weigh on boto3's runs
+    # and the handlers' alike.
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn, max_tasks_per_child=1) as pool:
         began = time.monotonic()
-        pending = pool.submit(
-            scenarios.refresh_job,
-            product,
-            plan.refresh_instances,
-            ECS_RATE_PER_S,
-            ECS_BURST,
-            args.refresh_deregistration,
-            900,
-        )
+        pending = [
+            submit_refresh(pool, configs[mode], mode, size, args.refresh_deregistration)
+            for size in sorted(plan.refresh_sizes, reverse=True)
+            for mode in configs
+        ]
         cold = timed(wall, "cold start", lambda: coldstart.measure(plan.import_repetitions))
+        drains, latency, phases = [], [], {}
+        found: dict[str, list] = {}
         with sim.speedups():
-            drains = timed(wall, "drain kinds", lambda: run_drains(plan, product, fixed))
-            phases = timed(
-                wall,
-                "5-minute drains",
-                lambda: scenarios.run_phase_sample(product, 300, plan.five_minute_drains, 300),
-            )
+            for mode, config in configs.items():
+                measured = run_mode(plan, config, mode, wall)
+                drains += measured.drains
+                phases[mode] = measured.phases
+                latency.append(measured.latency)
+                for key, runs in measured.scenarios.items():
+                    found.setdefault(key, []).extend(runs)
+            drains += timed(wall, "baseline drains", lambda: run_baseline_drains(plan, fixed))
             lengths = scenarios.latency_lengths(plan.latency_drains, sim.SEED)
-            latency = timed(wall, "latency", lambda: run_latency(plan, product, fixed, lengths))
-        refresh = pending.result()
-        wall[f"refresh of {plan.refresh_instances} (in parallel)"] = time.monotonic() - began
+            latency += timed(
+                wall, "baseline latency", lambda: run_baseline_latency(plan, fixed, lengths)
+            )
+        waited = time.monotonic()
+        refreshes = [future.result() for future in pending]
+        wall["waiting for the refreshes"] = time.monotonic() - waited
+        for refresh in refreshes:
+            part = f"refresh of {refresh.instances} ({refresh.mode}, own process)"
+            wall[part], CPU[part] = refresh.wall_seconds, refresh.cpu_seconds
+        wall["refreshes in all (in parallel)"] = time.monotonic() - began
+    refreshes += stored_refreshes(out, plan.refresh_sizes, set(configs))
     price(drains, profile)
     result = BenchResult(
         mode="small" if args.small else "full",
-        configuration=configuration(product),
-        assumptions=prices.assumptions(profile) + throttling_assumptions(),
-        simulation=simulation_notes(plan, args.refresh_deregistration),
+        configuration=notes.configuration(shipped),
+        assumptions=prices.assumptions(profile) + notes.throttling_assumptions(),
+        simulation=notes.simulation_notes(plan, args.refresh_deregistration),
         drains=drains,
         latency=latency,
-        refresh=refresh,
+        refreshes=sorted(refreshes, key=lambda r: (r.instances, r.mode)),
         coldstart=cold,
         dispatch=dispatch.model(cold),
         five_minute_transitions=phases,
+        modes={
+            mode: "measured" if mode in configs else modes.unavailable_reason(mode)
+            for mode in modes.MODES
+        },
+        detection=found.get("detection", []),
+        loss=found.get("loss", []),
+        unrelated=found.get("unrelated", []),
     )
+    result.simulation = notes.mode_notes(result) + result.simulation
     result.floors = floors.judge(result)
-    result.findings = findings(result, product, refusal)
+    result.findings = notes.findings(result, configs[POLL], refusal)
     wall["total"] = time.monotonic() - started
     result.wall_seconds = wall
+    result.cpu_seconds = dict(CPU)
     console.print_console(result)
     paths = report.write(result, out)
-    print("wall time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in wall.items()))
+    print(
+        "wall time (CPU time): "
+        + ", ".join(
+            f"{name} {seconds:.0f} s" + (f" ({CPU[name]:.0f} s)" if name in CPU else "")
+            for name, seconds in wall.items()
+        )
+    )
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     failed = [f.name for f in result.floors if f.verdict == "FAIL"]
     return 1 if args.strict and failed else 0
 
 
-def timed(wall: dict[str, float], name: str, work: Callable[[], T]) -> T:
-    began = time.monotonic()
+def submit_refresh(
+    pool: ProcessPoolExecutor,
+    config: DrainerConfig,
+    mode: str,
+    size: int,
+    deregistration: float,
+) -> Future[RefreshResult]:
+    return pool.submit(
+        refresh_job,
+        config,
+        size,
+        ECS_RATE_PER_S,
+        ECS_BURST,
+        deregistration,
+        REFRESH_WALL_TIMEOUT_SECONDS,
+        mode,
+    )
+
+
+def refresh_only(
+    size: int, configs: dict[str, DrainerConfig], deregistration: float, out: Path
+) -> int:
+    """`make bench-refresh-5000`: one refresh per mode, each in a process of its own (side by
+    side: two cores), to a file a full run reads (with the commit it measured)."""
+    spawn = multiprocessing.get_context("spawn")
+    workers = min(2, len(configs))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn, max_tasks_per_child=1) as pool:
+        futures = [
+            submit_refresh(pool, config, mode, size, deregistration)
+            for mode, config in configs.items()
+        ]
+        results = [future.result() for future in futures]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"refresh-{size}.json"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=sim.ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    stored = [{**asdict(r), "source": f"{path.name} (commit {commit})"} for r in results]
+    path.write_text(json.dumps(stored, indent=1) + "\n")
+    for refresh in results:
+        print(
+            f"refresh of {size} ({refresh.mode}): {refresh.drained} drained, "
+            f"{refresh.failed_executions} failed, {refresh.tasks_killed} tasks killed, "
+            f"{sum(refresh.throttled.values())} throttled ({refresh.throttled_after_first_minute} "
+            f"after the first minute), ECS calls per drain median "
+            f"{refresh.ecs_calls_per_drain_median}, notice p50 "
+            f"{refresh.notice_percentile(50)} s p95 {refresh.notice_percentile(95)} s; "
+            f"{refresh.virtual_seconds:.0f} s virtual, {refresh.wall_seconds:.0f} s wall, "
+            f"{refresh.cpu_seconds:.0f} s CPU, {refresh.peak_rss_mb:.0f} MB peak"
+        )
+    print(f"wrote {path}")
+    return 0
+
+
+def stored_refreshes(out: Path, ran: tuple[int, ...], mode_names: set[str]) -> list[RefreshResult]:
+    """The refreshes of the floors' sizes this run did not include, from refresh-SIZE.json."""
+    found = []
+    for size in floors.REFRESH_SIZES:
+        path = out / f"refresh-{size}.json"
+        if size in ran or not path.exists():
+            continue
+        for stored in json.loads(path.read_text()):
+            if stored.get("mode") in mode_names:
+                found.append(RefreshResult(**stored))
+    return found
+
+
+def timed(wall: dict[str, float], name: str, work: Callable[..., T], *args: Any) -> T:
+    """Run `work`, recording its wall time in `wall` and its CPU time (this process, every
+    thread: on a shared machine the steadier figure) in CPU under the same name."""
+    began, cpu = time.monotonic(), time.process_time()
     try:
-        return work()
+        return work(*args)
     finally:
         wall[name] = time.monotonic() - began
-        print(f"  {name}: {wall[name]:.0f} s", file=sys.stderr, flush=True)
+        CPU[name] = time.process_time() - cpu
+        print(f"  {name}: {wall[name]:.0f} s ({CPU[name]:.0f} s CPU)", file=sys.stderr, flush=True)
 
 
-def run_drains(
-    plan: Plan, product: DrainerConfig, fixed: DrainerConfig
+CPU: dict[str, float] = {}
+
+
+@dataclass
+class ModeRun:
+    drains: list[scenarios.DrainMeasure]
+    phases: list[int]
+    latency: LatencySummary
+    scenarios: dict[str, list]
+
+
+def run_mode(plan: Plan, config: DrainerConfig, mode: str, wall: dict[str, float]) -> ModeRun:
+    """Every scenario but the refresh, in one drain-end detection mode."""
+    drains = timed(wall, f"drain kinds ({mode})", run_product_drains, plan, config, mode)
+    phases = timed(
+        wall,
+        f"5-minute drains ({mode})",
+        scenarios.run_phase_sample,
+        config,
+        300,
+        plan.five_minute_drains,
+        300,
+    )
+    lengths = scenarios.latency_lengths(plan.latency_drains, sim.SEED)
+    samples = timed(wall, f"latency ({mode})", scenarios.run_latency, config, lengths, 600)
+    latency = LatencySummary(product(mode), samples)
+    return ModeRun(drains, phases, latency, run_event_scenarios(plan, config, mode, wall))
+
+
+def run_product_drains(
+    plan: Plan, config: DrainerConfig, mode: str
 ) -> list[scenarios.DrainMeasure]:
     drains = []
     for kind in scenarios.KINDS:
         if kind.workload_seconds is None and not kind.spot and not plan.measure_ceiling:
-            drains.append(baselines.computed_ceiling_drain(PRODUCT, product))
+            if mode == POLL:  # the poll schedule's own count; no such model of the events mode
+                drains.append(baselines.computed_ceiling_drain(product(mode), config))
         else:
-            drains.append(scenarios.run_kind(PRODUCT, product, kind, wall_timeout=180))
+            drains.append(scenarios.run_kind(product(mode), config, kind, wall_timeout=180))
+    return drains
+
+
+def run_baseline_drains(plan: Plan, fixed: DrainerConfig) -> list[scenarios.DrainMeasure]:
+    drains = []
     for kind in scenarios.KINDS:
         if kind.workload_seconds is None and not kind.spot:
             # Validation refuses this configuration for 48 h; running it would also take minutes.
@@ -179,10 +326,10 @@ def run_drains(
     return drains
 
 
-def run_latency(
-    plan: Plan, product: DrainerConfig, fixed: DrainerConfig, lengths: list[float]
+def run_baseline_latency(
+    plan: Plan, fixed: DrainerConfig, lengths: list[float]
 ) -> list[LatencySummary]:
-    summaries = [LatencySummary(PRODUCT, scenarios.run_latency(product, lengths, 600))]
+    summaries = []
     if plan.fixed_poll_latency:
         summaries.append(LatencySummary(FIXED, scenarios.run_latency(fixed, lengths, 600)))
     for loop_detection in (True, False):
@@ -193,151 +340,53 @@ def run_latency(
     return summaries
 
 
-# --- text -------------------------------------------------------------------------------------
-def configuration(config: DrainerConfig) -> dict[str, object]:
-    summary = (
-        f"poll every {config.poll_interval_seconds} s, after {config.backoff_after_seconds} s "
-        f"backing off ×{config.backoff_rate} up to {config.max_poll_interval_seconds} s; Spot "
-        f"poll {config.spot_poll_interval_seconds} s; hook heartbeat timeout "
-        f"{config.heartbeat_timeout_seconds} s (a heartbeat every "
-        f"{config.heartbeat_timeout_seconds // 3} s); ceiling {config.max_drain_seconds} s; "
-        f"Lambda {config.lambda_memory_mb} MB {config.lambda_architecture}"
-    )
-    return {
-        "summary": summary,
-        **config.model_dump(include=set(type(config).model_fields) - {"notification_emails"}),
-    }
-
-
-def throttling_assumptions() -> list[str]:
-    return [
-        f"ECS API throttling in the refresh: one token bucket per operation, burst "
-        f"{ECS_BURST:g}, refill {ECS_RATE_PER_S:g}/s (ECS API reference, 'Request throttling for "
-        "the Amazon ECS API': token buckets per operation, cluster reads 50 tokens in its "
-        "example; aws-solutions/workload-discovery-on-aws PR #355: DescribeContainerInstances "
-        "and DescribeTasks about 20 TPS). Auto Scaling not throttled.",
-        "ecs-cid-sample: aws-samples/ecs-cid-sample at 0d60dd5 (2018-08-01), cform/ecs.yaml "
-        "LambdaFunctionForASG and ASGTerminateHook (HeartbeatTimeout 900, DefaultResult "
-        "ABANDON, no heartbeat recorded). Lambda recursive loop detection (default since July "
-        "2023) stops its SNS loop after 16 invocations (Lambda developer guide, \"Recursive "
-        "loop detection\"; ecs-cid-sample #30, boto3 #3899); a failed invocation is retried "
-        "twice (asynchronous invocation).",
-    ]
-
-
-def simulation_notes(plan: Plan, deregistration: float) -> list[str]:
-    web = scenarios.SERVICE
-    return [
-        "The shipped drainer.toml, with the simulated world's cluster and group names "
-        f"({scenarios.CLUSTER}, {scenarios.GROUP}).",
-        "Drain kinds: three instances with one web task each (behind a load balancer: start "
-        f"{web['start_seconds']} s, deregistration {web['deregistration_delay_seconds']} s, stop "
-        f"{web['stop_seconds']} s); the drained instance also runs a standalone batch task whose "
-        "exit sets the drain's length (5 min: the last task stops 300 s after the lifecycle "
-        "action starts; 48 h: it never exits, so the drain reaches the ceiling). A task that "
-        "stops at the very instant of a poll is seen by the next poll. Spot: the web task only, "
-        "warned two minutes before the interruption.",
-        f"5-minute drains: the same 5-minute drain on {plan.five_minute_drains} instances at "
-        "once, so each polls at its own phase.",
-        f"Latency: {plan.latency_drains} drains at once, one per instance, lengths drawn from "
-        f"1–55 min (one per equal slice, random.Random({sim.SEED})).",
-        f"Refresh: {plan.refresh_instances} old instances (one web task each behind a load "
-        f"balancer: start 10 s, deregistration {deregistration:g} s, stop 5 s) leave together "
-        "while as many replacements are already in service; the product's configuration is "
-        "unchanged. Run in a second process beside the other scenarios.",
-        "Rows marked 'computed' come from drainer.schedule.drain_cost, the same per-poll counts "
-        "configuration validation uses (checked against the measured 48 h drain in a full run).",
-        "Wall-time speedups of the simulation (no change to what it simulates; bench/sim.py): "
-        "the ASL parse cached per definition and deep-copied per execution, one boto3 Lambda "
-        "client per region for moto's Task states, memoised JSONPath parsing, "
-        "linecache.checkcache disabled. (The virtual clock wakes one sleeping execution per "
-        "event, not all of them: simulated_aws/clock.py.)",
-    ]
-
-
-def findings(result: BenchResult, product: DrainerConfig, refusal: str | None) -> list[str]:
-    found = []
-    by = {(d.drainer, d.kind): d for d in result.drains}
-    measured, computed = (
-        by[(PRODUCT, "48 h ceiling")],
-        baselines.computed_ceiling_drain(PRODUCT, product),
-    )
-    if measured.status == "measured":
-        found.append(
-            "drainer.schedule.drain_cost (what configuration validation checks) against the "
-            f"measured 48 h drain: {computed.history_events:,} history events predicted, "
-            f"{measured.history_events:,} measured; {computed.transitions:,} transitions "
-            f"predicted, {measured.transitions:,} measured."
+def run_event_scenarios(
+    plan: Plan, config: DrainerConfig, mode: str, wall: dict[str, float]
+) -> dict[str, list]:
+    """Detection over 1 min–47 h per delay preset, lost task events (events mode: in poll mode
+    no rule receives task events) and the unrelated task events."""
+    lengths = detection.detection_lengths(plan.detection_drains, sim.SEED)
+    runs: dict[str, list] = {"detection": [], "loss": [], "unrelated": []}
+    for preset in plan.detection_presets:
+        model = detection.PRESETS[preset]
+        samples = timed(
+            wall,
+            f"detection, {preset} delays ({mode})",
+            detection.run_detection,
+            config,
+            lengths,
+            model,
+            3600,
         )
-    if refusal:
-        found.append(f"Configuration validation refuses the fixed 30-s poll baseline: {refusal}")
-    fixed_ceiling = by[(FIXED, "48 h ceiling")]
-    if fixed_ceiling.status.startswith("fails"):
-        found.append(f"Fixed 30-s poll, 48 h: {fixed_ceiling.note}.")
-    if measured.cost_usd and fixed_ceiling.cost_usd:
-        found.append(
-            f"A 48 h drain costs {_usd(measured.cost_usd)} with back-off against "
-            f"{_usd(fixed_ceiling.cost_usd)} for a fixed 30-s poll "
-            f"({fixed_ceiling.cost_usd / measured.cost_usd:.1f}× — had it not failed); below an "
-            "hour both poll alike, so cost and latency are the same."
+        runs["detection"].append(
+            detection.DetectionRun(mode, preset, model.max_delay_seconds, samples)
         )
-    found.append(
-        f"Back-off: after {product.backoff_after_seconds} s the poll interval grows "
-        f"×{product.backoff_rate} up to {product.max_poll_interval_seconds} s, so a drain longer "
-        f"than an hour can wait up to {product.max_poll_interval_seconds} s to be seen (the fixed "
-        "poll: 30 s); that is what keeps a 48 h drain under the history quota."
-    )
-    spot, fixed_spot = by[(PRODUCT, "Spot")], by[(FIXED, "Spot")]
-    found.append(
-        f"Spot: polling every {product.spot_poll_interval_seconds} s sees the drain end "
-        f"{_s(spot.latency_seconds)} s after the last task stopped, against "
-        f"{_s(fixed_spot.latency_seconds)} s at a fixed 30 s, for {_usd(spot.cost_usd or 0)} "
-        f"instead of {_usd(fixed_spot.cost_usd or 0)} per interruption."
-    )
-    sample = next(s for s in result.latency if s.drainer == baselines.SAMPLE)
-    limit = baselines.LOOP_DETECTION_LIMIT
-    last_turn = (limit - 1) * baselines.LOOP_PERIOD_SECONDS
-    found.append(
-        f"ecs-cid-sample today: recursive loop detection ends its loop after {limit} "
-        f"invocations (the last ~{last_turn:.0f} s after the action started); "
-        f"longer drains wait for the 900 s heartbeat timeout (ABANDON) and drains past 15 min "
-        f"are cut: {sample.cut} of {len(sample.samples)} latency drains lost tasks. It also "
-        "completes as soon as runningTasksCount is 0, while tasks still deregister or stop."
-    )
-    found.append(refresh_finding(result.refresh, product))
-    return found
-
-
-def refresh_finding(refresh: scenarios.RefreshResult, config: DrainerConfig) -> str:
-    offered = 2 * refresh.instances / config.poll_interval_seconds  # two ListTasks per poll
-    if refresh.throttled:
-        throttled = ", ".join(f"{op} {n:,}" for op, n in sorted(refresh.throttled.items()))
-        text = (
-            f"Refresh of {refresh.instances}: {sum(refresh.throttled.values()):,} ECS calls "
-            f"throttled ({throttled}). All drains locate their instance "
-            "(ListContainerInstances) at the same moment, and each poll makes two ListTasks "
-            f"calls: {offered:.0f}/s for {refresh.instances} drains polling every "
-            f"{config.poll_interval_seconds} s, against a refill of {refresh.rate_per_s:g}/s."
+    if mode == EVENTS:
+        loss_lengths = scenarios.latency_lengths(plan.loss_drains, sim.SEED + 1)
+        runs["loss"].append(
+            timed(
+                wall,
+                f"lost task events ({mode})",
+                detection.run_loss,
+                config,
+                mode,
+                loss_lengths,
+                sim.SEED,
+                1800,
+            )
         )
-    else:
-        text = f"Refresh of {refresh.instances}: no ECS call was throttled."
-    if refresh.failed_executions:
-        text += (
-            f" {refresh.failed_executions} drains failed: throttling reached their outcome (the "
-            f"rescue path completed their lifecycle actions, {refresh.tasks_killed} tasks "
-            "killed)."
+    runs["unrelated"].append(
+        timed(
+            wall,
+            f"unrelated task events ({mode})",
+            detection.run_unrelated,
+            config,
+            mode,
+            plan.unrelated_stops,
+            1800,
         )
-    else:
-        text += " No throttling reached an outcome: every drain ended 'drained'."
-    return text
-
-
-def _usd(value: float) -> str:
-    return f"${value:.4f}"
-
-
-def _s(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"
+    )
+    return runs
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.floors import LATENCY_FLOOR_SECONDS
+from bench.floors import UNDER_HOUR_LATENCY_SECONDS
 from bench.result import BenchResult
 
 
@@ -50,7 +50,7 @@ def chart(result: BenchResult, path: Path) -> None:
             latency.hlines(max(p95, 1.0), index - 0.3, index + 0.3, colors="black")
         if summary.cut:
             latency.annotate(f"{summary.cut} cut", (index, 1.2), ha="center", fontsize=8)
-    latency.axhline(LATENCY_FLOOR_SECONDS, color="red", linestyle="--", linewidth=1)
+    latency.axhline(UNDER_HOUR_LATENCY_SECONDS, color="red", linestyle="--", linewidth=1)
     latency.set_yscale("log")
     latency.set_ylim(0.8, 2000)
     latency.set_xticks(
@@ -59,7 +59,8 @@ def chart(result: BenchResult, path: Path) -> None:
     latency.set_ylabel("seconds (bar: p95; dashed: 30 s floor)")
     latency.set_title("Detection latency, drains of 1–55 min")
 
-    line = result.refresh.timeline
+    shown = max(result.refreshes, key=lambda r: (r.source == "this run", r.instances))
+    line = shown.timeline
     seconds = range(len(line.get("accepted", [])))
     refresh.bar(seconds, line.get("accepted", []), width=1.0, label="accepted")
     refresh.bar(
@@ -72,8 +73,8 @@ def chart(result: BenchResult, path: Path) -> None:
     refresh.set_xlabel("virtual seconds since the refresh began")
     refresh.set_ylabel("ECS calls per second (all operations)")
     refresh.set_title(
-        f"Refresh of {result.refresh.instances}: ECS buckets burst {result.refresh.burst:g}, "
-        f"{result.refresh.rate_per_s:g}/s each"
+        f"Refresh of {shown.instances} ({shown.mode}): ECS buckets burst {shown.burst:g}, "
+        f"{shown.rate_per_s:g}/s each"
     )
     refresh.legend()
     figure.tight_layout()

@@ -7,19 +7,27 @@ import sys
 from bench.result import BenchResult
 from bench.tables import (
     COLD_HEADER,
+    DETECTION_HEADER,
     DISPATCH_HEADER,
     DRAIN_HEADER,
     FLOOR_HEADER,
     LATENCY_HEADER,
+    LOSS_HEADER,
     REFRESH_HEADER,
+    REFRESH_SIZES_HEADER,
+    UNRELATED_HEADER,
     cold_rows,
+    detection_rows,
     dispatch_rows,
     drain_rows,
     floor_rows,
     latency_rows,
-    phase_summary,
+    loss_rows,
+    phase_line,
     refresh_rows,
+    refresh_size_rows,
     refresh_summary,
+    unrelated_rows,
 )
 
 
@@ -40,17 +48,19 @@ def print_console(result: BenchResult) -> None:
         console.print(table)
 
     show("Cost per drain (virtual time)", DRAIN_HEADER, drain_rows(result))
-    console.print(
-        f"5-minute drain on {len(result.five_minute_transitions)} instances: "
-        f"{phase_summary(result.five_minute_transitions)} state transitions"
-    )
+    console.print(f"5-minute drain, state transitions: {phase_line(result)}")
     show("Detection latency, drains of 1–55 min", LATENCY_HEADER, latency_rows(result))
-    console.print(refresh_summary(result.refresh))
-    show(
-        f"Refresh of {result.refresh.instances} instances",
-        REFRESH_HEADER,
-        refresh_rows(result.refresh),
-    )
+    show("Detection, drains of 1 min–47 h", DETECTION_HEADER, detection_rows(result))
+    show("Lost task events", LOSS_HEADER, loss_rows(result))
+    show("Task events of instances not draining", UNRELATED_HEADER, unrelated_rows(result))
+    show("Instance refreshes", REFRESH_SIZES_HEADER, refresh_size_rows(result))
+    for refresh in result.refreshes:
+        console.print(refresh_summary(refresh))
+        show(
+            f"Refresh of {refresh.instances} instances, {refresh.mode} mode",
+            REFRESH_HEADER,
+            refresh_rows(refresh),
+        )
     show("Cold start", COLD_HEADER, cold_rows(result.coldstart))
     show("Starting a drain: the dispatch function (model)", DISPATCH_HEADER, dispatch_rows(result))
     show("Floors", FLOOR_HEADER, floor_rows(result))

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from bench.notes import mode_notes
 from bench.result import BenchResult
 from bench.tables import (
     COLD_HEADER,
+    DETECTION_HEADER,
     DISPATCH_HEADER,
     DRAIN_HEADER,
     FLOOR_HEADER,
     LATENCY_HEADER,
+    LOSS_HEADER,
     REFRESH_HEADER,
+    REFRESH_SIZES_HEADER,
+    UNRELATED_HEADER,
     cold_rows,
+    detection_rows,
     dispatch_rows,
     drain_rows,
     floor_rows,
     latency_rows,
-    phase_summary,
+    loss_rows,
+    phase_line,
     refresh_rows,
+    refresh_size_rows,
     refresh_summary,
+    unrelated_rows,
 )
 
 
@@ -41,6 +50,13 @@ def markdown(result: BenchResult) -> str:
         "machine (moto's ASL interpreter) and the real Lambda handlers, shipped configuration "
         f"(`drainer.toml`): {result.configuration['summary']}.",
         "",
+        "## Floors",
+        "",
+        "Each floor under its name (the `floors` list of bench.json), once per drain-end "
+        "detection mode where the mode matters: " + "; ".join(mode_notes(result)) + ".",
+        "",
+        markdown_table(FLOOR_HEADER, floor_rows(result)),
+        "",
         "## Cost per drain",
         "",
         markdown_table(DRAIN_HEADER, drain_rows(result)),
@@ -48,8 +64,8 @@ def markdown(result: BenchResult) -> str:
         "Detection latency: from the last task on the instance stopping to the lifecycle action "
         "ending (Spot: to the drain reporting `spot-drained`). *cut*: tasks were still alive "
         "(running, deregistering or stopping) when the instance went. The same 5-minute drain on "
-        f"{len(result.five_minute_transitions)} instances (each polls at its own phase) took "
-        f"{phase_summary(result.five_minute_transitions)} state transitions.",
+        f"many instances at once (each polls at its own phase), state transitions: "
+        f"{phase_line(result)}.",
         "",
         "## Detection latency over drains of 1–55 minutes",
         "",
@@ -58,12 +74,42 @@ def markdown(result: BenchResult) -> str:
         "p50/p95 over the drains whose tasks all stopped by themselves; *cut* drains have no "
         "latency (their instance went with tasks alive).",
         "",
-        f"## Instance refresh: {result.refresh.instances} instances at once",
+        "## Detection over drains of 1 minute to 47 hours",
         "",
-        refresh_summary(result.refresh),
+        markdown_table(DETECTION_HEADER, detection_rows(result)),
         "",
-        markdown_table(REFRESH_HEADER, refresh_rows(result.refresh)),
+        "Last task stopped → lifecycle action ended, per delay model of the bus "
+        "(sandbox/eventbridge.py DeliveryModel); the floor is the model's maximum delay + 5 s.",
         "",
+        "## Lost task events",
+        "",
+        markdown_table(LOSS_HEADER, loss_rows(result))
+        if result.loss
+        else "Not run (events mode only).",
+        "",
+        "## Task events of instances that are not draining",
+        "",
+        markdown_table(UNRELATED_HEADER, unrelated_rows(result)),
+        "",
+        "## Instance refreshes",
+        "",
+        markdown_table(REFRESH_SIZES_HEADER, refresh_size_rows(result)),
+        "",
+        "Throttled: ECS calls refused by the token buckets (in brackets: after the first "
+        "minute). Wall and peak memory: the process that simulated that refresh.",
+        "",
+        *[
+            line
+            for refresh in result.refreshes
+            for line in (
+                f"### Refresh of {refresh.instances:,}, {refresh.mode} mode",
+                "",
+                refresh_summary(refresh),
+                "",
+                markdown_table(REFRESH_HEADER, refresh_rows(refresh)),
+                "",
+            )
+        ],
         "Peaks are the most calls within any one second of virtual time; a full bucket plus one "
         "second of refill lets up to burst + rate through in a second. Calls include the "
         "throttled attempts, and Lambda invocations include the attempts the state machine "
@@ -89,10 +135,6 @@ def markdown(result: BenchResult) -> str:
         "one more Lambda invocation per drain.",
         "",
         markdown_table(DISPATCH_HEADER, dispatch_rows(result)),
-        "",
-        "## Floors",
-        "",
-        markdown_table(FLOOR_HEADER, floor_rows(result)),
         "",
         "## Findings",
         "",

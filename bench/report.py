@@ -30,6 +30,20 @@ def write(result: BenchResult, out: Path) -> dict[str, Path]:
         }
         for s in result.latency
     ]
+    data["refreshes"] = [
+        {
+            **asdict(r),
+            "throttled_fraction": r.throttled_fraction,
+            "ecs_calls_per_drain_median": r.ecs_calls_per_drain_median,
+            "notice_p50": r.notice_percentile(50),
+            "notice_p95": r.notice_percentile(95),
+        }
+        for r in result.refreshes
+    ]
+    data["detection"] = [
+        {**asdict(run), "p50": run.percentile(50), "p95": run.percentile(95)}
+        for run in result.detection
+    ]
     paths["json"].write_text(json.dumps(data, indent=1, default=str) + "\n")
     chart(result, paths["chart"])
     return paths

@@ -1,19 +1,13 @@
-"""Drains of each kind, a latency sample and a 500-instance refresh, run by the real state machine
-and handlers (sandbox/harness.py) against the simulated world (simulated_aws/), in virtual time."""
+"""Drains of each kind and a latency sample, run by the real state machine and handlers
+(sandbox/harness.py) against the simulated world (simulated_aws/), in virtual time."""
 
 from __future__ import annotations
 
-import json
 import random
-import statistics
-import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-import boto3
 
 from bench.sim import Harness, World, quiet, reseed
 from stacks.config import DrainerConfig
@@ -75,40 +69,6 @@ class LatencySample:
     latency_seconds: float | None  # None when tasks were killed (the drain was cut)
     ended_by: str | None
     tasks_killed: int
-
-
-@dataclass
-class RefreshResult:
-    instances: int
-    rate_per_s: float
-    burst: float
-    deregistration_seconds: float
-    drained: int
-    outcomes: dict[str, int]
-    failed_executions: int
-    actions_completed: int
-    tasks_killed: int
-    virtual_seconds: float
-    wall_seconds: float
-    lambda_invocations: dict[str, int]
-    api_calls: dict[str, int]
-    throttled: dict[str, int]
-    peak_attempts_per_s: dict[str, int]
-    peak_accepted_per_s: dict[str, int]
-    timeline: dict[str, list[int]] = field(default_factory=dict)  # per virtual second
-    throttled_after_first_minute: int = 0
-    ecs_calls_per_drain_median: float | None = None  # calls naming the drain's instance or tasks
-    notice_p50_seconds: float | None = None  # last task stopped → lifecycle action completed
-    notice_p95_seconds: float | None = None
-
-    @property
-    def passed(self) -> bool:
-        return (
-            self.drained == self.instances
-            and self.failed_executions == 0
-            and self.actions_completed == self.instances
-            and self.tasks_killed == 0
-        )
 
 
 # --- worlds --------------------------------------------------------------------------------
@@ -227,7 +187,9 @@ def run_kind(drainer: str, config: DrainerConfig, kind: Kind, wall_timeout: floa
         start_drain(world, victim, kind)
         harness.run(max_virtual_seconds=3 * 86400, wall_timeout=wall_timeout)
         if kind.spot:
-            world.clock.run_for(SPOT_WATCH_SECONDS, active=harness.running)
+            world.clock.run_for(
+                SPOT_WATCH_SECONDS, active=harness.running, wall_timeout=wall_timeout
+            )
         record = harness.record()
     (drain,) = record.drains
     ecs, asg = api_totals(record.api_calls)
@@ -288,173 +250,3 @@ def run_latency(
         raise AssertionError(f"latency drains did not all drain: {dict(outcomes)}")
     samples = [lifecycle_latency(world, v, n) for v, n in zip(victims, lengths, strict=True)]
     return [sample for sample in samples if sample is not None]
-
-
-# --- a 500-instance refresh under ECS token buckets ------------------------------------------
-def run_refresh(
-    config: DrainerConfig,
-    instances: int,
-    rate: float,
-    burst: float,
-    deregistration_seconds: float,
-    wall_timeout: float,
-) -> RefreshResult:
-    """Every old instance leaves at once; as many replacements are already in service.
-
-    Each old instance runs one task of one web service behind a load balancer (start 10 s,
-    stop 5 s, deregistration `deregistration_seconds`), so a drain lasts about
-    deregistration_seconds + 15 s: the number of poll rounds every drain goes through while
-    all of them share the ECS token buckets.
-    """
-    world = new_world(config.lifecycle_hook_name, config.heartbeat_timeout_seconds)
-    old = [world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=2) for _ in range(instances)]
-    world.add_service(
-        CLUSTER,
-        "web",
-        desired=instances,
-        start_seconds=10,
-        stop_seconds=5,
-        deregistration_delay_seconds=deregistration_seconds,
-    )
-    for _ in range(instances):
-        world.add_instance(cluster=CLUSTER, group=GROUP, max_tasks=2)
-    world.ecs.set_throttle(rate, burst, per_operation=True)
-    reseed()
-    with quiet(), Harness(world, config) as harness:
-        start = world.clock.now()
-        for instance in old:
-            world.asg.scale_in(GROUP, instance)
-        wall = time.monotonic()
-        harness.run(max_virtual_seconds=86400, wall_timeout=wall_timeout)
-        wall = time.monotonic() - wall
-        outcomes = execution_outcomes()
-        invocations = dict(harness.invocations)
-    actions = [a for a in world.lifecycle_actions if a.instance_id in set(old)]
-    ecs_calls = [c for c in world.api_calls if c.service == "ecs"]
-    per_drain = calls_per_instance(world, old, ecs_calls)
-    notices = sorted(
-        (a.ended_at - last).total_seconds()
-        for a in actions
-        if a.ended_at and (last := last_natural_stop(world, a.instance_id))
-    )
-    return RefreshResult(
-        instances=instances,
-        rate_per_s=rate,
-        burst=burst,
-        deregistration_seconds=deregistration_seconds,
-        drained=sum(1 for o in outcomes if o["outcome"] == "drained" and not o.get("error")),
-        outcomes=dict(Counter(o["outcome"] for o in outcomes)),
-        failed_executions=sum(1 for o in outcomes if o["outcome"] == "failed" or o.get("error"))
-        + (instances - len(outcomes)),
-        actions_completed=sum(1 for a in actions if a.ended_by == "completed"),
-        tasks_killed=sum(killed_tasks(world, i) for i in old),
-        virtual_seconds=max((a.ended_at - start).total_seconds() for a in actions if a.ended_at),
-        wall_seconds=wall,
-        lambda_invocations=invocations,
-        api_calls=world.api_call_counts(),
-        throttled=dict(Counter(c.operation for c in ecs_calls if c.outcome != "ok")),
-        peak_attempts_per_s=peak_rates(ecs_calls, start, lambda c: True),
-        peak_accepted_per_s=peak_rates(ecs_calls, start, lambda c: c.outcome == "ok"),
-        timeline=timeline(ecs_calls, start),
-        throttled_after_first_minute=sum(
-            1 for c in ecs_calls if c.outcome != "ok" and (c.time - start).total_seconds() >= 60
-        ),
-        ecs_calls_per_drain_median=statistics.median(per_drain) if per_drain else None,
-        notice_p50_seconds=_percentile(notices, 50),
-        notice_p95_seconds=_percentile(notices, 95),
-    )
-
-
-def _percentile(values: list[float], percent: int) -> float | None:
-    if not values:
-        return None
-    return values[min(len(values) - 1, round(percent / 100 * (len(values) - 1)))]
-
-
-def calls_per_instance(world: World, instances: list[str], calls: list[Any]) -> list[int]:
-    """ECS calls (throttled attempts included) per drained instance: each call is attributed by
-    the instance id, container instance or tasks it names (DescribeServices names none)."""
-    owner: dict[str, str] = {}
-    for instance in instances:
-        owner[instance] = instance
-        owner[world.ecs.container_instance(instance).arn] = instance
-        for task in world.tasks_on(instance):
-            owner[task.arn] = instance
-    counts = dict.fromkeys(instances, 0)
-    for c in calls:
-        params = c.params or {}
-        names = [
-            *(params.get("containerInstances") or []),
-            *(params.get("tasks") or []),
-            params.get("containerInstance"),
-            str(params.get("filter") or "").rpartition(" ")[2],
-        ]
-        found = next((owner[n] for n in names if n in owner), None)
-        if found:
-            counts[found] += 1
-    return list(counts.values())
-
-
-def refresh_job(
-    config: DrainerConfig,
-    instances: int,
-    rate: float,
-    burst: float,
-    deregistration_seconds: float,
-    wall_timeout: float,
-) -> RefreshResult:
-    """run_refresh in a process of its own (bench/__main__ runs it beside the other scenarios:
-    each simulation is single-threaded under the GIL, the machine has two cores)."""
-    from bench.sim import speedups
-
-    with speedups():
-        return run_refresh(config, instances, rate, burst, deregistration_seconds, wall_timeout)
-
-
-def execution_outcomes() -> list[dict[str, Any]]:
-    """Each execution's outcome summary, read from its output (a failed execution has none: it
-    counts as failed). Used instead of the SNS outcome queue, which moto scans per message."""
-    sfn = boto3.client("stepfunctions", region_name="us-east-1")
-    outcomes = []
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        pages = sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=machine["stateMachineArn"]
-        )
-        for execution in (e for page in pages for e in page["executions"]):
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            output = json.loads(described.get("output") or "{}")
-            summary = output.get("outcome") if isinstance(output, dict) else None
-            if described["status"] != "SUCCEEDED" or not isinstance(summary, dict):
-                summary = {"outcome": "failed", "error": described["status"]}
-            outcomes.append(summary)
-    return outcomes
-
-
-def peak_rates(calls: list[Any], start: datetime, keep: Callable[[Any], bool]) -> dict[str, int]:
-    """Most calls of each operation within any one second (sliding window)."""
-    by_operation: dict[str, list[float]] = {}
-    for call in calls:
-        if keep(call):
-            by_operation.setdefault(call.operation, []).append((call.time - start).total_seconds())
-    peaks = {}
-    for operation, times in by_operation.items():
-        times.sort()
-        first, best = 0, 0
-        for last, moment in enumerate(times):
-            while moment - times[first] >= 1.0:
-                first += 1
-            best = max(best, last - first + 1)
-        peaks[operation] = best
-    return peaks
-
-
-def timeline(calls: list[Any], start: datetime) -> dict[str, list[int]]:
-    """ECS calls per virtual second: accepted and throttled."""
-    if not calls:
-        return {"accepted": [], "throttled": []}
-    length = int(max((c.time - start).total_seconds() for c in calls)) + 1
-    accepted, throttled = [0] * length, [0] * length
-    for call in calls:
-        second = int((call.time - start).total_seconds())
-        (accepted if call.outcome == "ok" else throttled)[second] += 1
-    return {"accepted": accepted, "throttled": throttled}

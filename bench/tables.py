@@ -4,8 +4,8 @@ markdown file (markdown.py) and the console (console.py)."""
 from __future__ import annotations
 
 from bench.coldstart import ColdStart, ImportTime
+from bench.refresh import RefreshResult
 from bench.result import BenchResult
-from bench.scenarios import RefreshResult
 
 
 def _n(value: int | None) -> str:
@@ -76,7 +76,49 @@ LATENCY_HEADER = [
 ]
 REFRESH_HEADER = ["Operation", "Calls", "Throttled", "Peak attempts/s", "Peak accepted/s", "Bucket"]
 COLD_HEADER = ["Module", "Import (ms): median (fastest–slowest)", "× boto3 alone (medians)"]
-FLOOR_HEADER = ["Floor", "Measured", "Verdict", "Why"]
+FLOOR_HEADER = ["Floor", "Mode", "Measured", "Limit", "Verdict", "Detail", "Why"]
+REFRESH_SIZES_HEADER = [
+    "Instances",
+    "Mode",
+    "Drained",
+    "Failed",
+    "Tasks killed",
+    "Throttled (after 1st minute)",
+    "ECS calls per drain (median)",
+    "Time to notice p50 / p95 (s)",
+    "Last action (virtual s)",
+    "Wall (s)",
+    "CPU (s)",
+    "Peak memory (MB)",
+    "Source",
+]
+DETECTION_HEADER = [
+    "Mode",
+    "Delay model",
+    "Model's max delay (s)",
+    "Drains",
+    "p50 (s)",
+    "p95 (s)",
+    "max (s)",
+    "Cut",
+]
+LOSS_HEADER = [
+    "Mode",
+    "Task events lost",
+    "Drains",
+    "p50 (s)",
+    "p95 (s)",
+    "Tasks killed",
+    "Completed twice",
+]
+UNRELATED_HEADER = [
+    "Mode",
+    "STOPPED events",
+    "Executions",
+    "State transitions",
+    "ECS calls",
+    "Lambda invocations",
+]
 DISPATCH_HEADER = ["Step added before DRAINING", "Seconds", "When", "Source"]
 
 
@@ -123,14 +165,105 @@ def cold_rows(cold: ColdStart) -> list[list[str]]:
     return rows
 
 
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
+
+
 def floor_rows(result: BenchResult) -> list[list[str]]:
-    return [[f.name, f.measured, f.verdict, f.why] for f in result.floors]
+    return [
+        [
+            f.name,
+            f.mode or "—",
+            _num(f.measured),
+            "—" if f.limit is None else f"{f.comparison} {_num(f.limit)}",
+            f.verdict,
+            f.detail,
+            f.why,
+        ]
+        for f in result.floors
+    ]
+
+
+def refresh_size_rows(result: BenchResult) -> list[list[str]]:
+    return [
+        [
+            f"{r.instances:,}",
+            r.mode,
+            f"{r.drained:,}",
+            str(r.failed_executions),
+            str(r.tasks_killed),
+            f"{sum(r.throttled.values()):,} ({r.throttled_after_first_minute:,})",
+            _s(r.ecs_calls_per_drain_median),
+            f"{_s(r.notice_percentile(50))} / {_s(r.notice_percentile(95))}",
+            f"{r.virtual_seconds:.0f}",
+            f"{r.wall_seconds:.0f}",
+            f"{r.cpu_seconds:.0f}",
+            f"{r.peak_rss_mb:.0f}",
+            r.source,
+        ]
+        for r in result.refreshes
+    ]
+
+
+def detection_rows(result: BenchResult) -> list[list[str]]:
+    return [
+        [
+            run.mode,
+            run.preset,
+            f"{run.max_delay_seconds:g}",
+            str(len(run.samples)),
+            _s(run.percentile(50)),
+            _s(run.percentile(95)),
+            _s(max(run.measured) if run.measured else None),
+            str(run.cut),
+        ]
+        for run in result.detection
+    ]
+
+
+def loss_rows(result: BenchResult) -> list[list[str]]:
+    return [
+        [
+            run.mode,
+            f"{run.lost_task_events} of {run.task_events} ({run.lost_stops} STOPPED)",
+            str(len(run.samples)),
+            _s(run.percentile(50)),
+            _s(run.percentile(95)),
+            str(run.tasks_killed),
+            str(run.completed_twice),
+        ]
+        for run in result.loss
+    ]
+
+
+def unrelated_rows(result: BenchResult) -> list[list[str]]:
+    return [
+        [
+            run.mode,
+            f"{run.stopped_events:,}",
+            str(run.executions),
+            str(run.transitions),
+            str(run.ecs_calls),
+            ", ".join(f"{k} {v:,}" for k, v in sorted(run.lambda_invocations.items())) or "0",
+        ]
+        for run in result.unrelated
+    ]
+
+
+def phase_line(result: BenchResult) -> str:
+    return "; ".join(
+        f"{mode} mode on {len(sample)} instances: {phase_summary(sample)}"
+        for mode, sample in result.five_minute_transitions.items()
+    )
 
 
 def refresh_summary(refresh: RefreshResult) -> str:
     invocations = sum(refresh.lambda_invocations.values())
     return (
-        f"{refresh.instances} instances leave at once (their web tasks deregister from the load "
+        f"{refresh.mode} mode: {refresh.instances} instances leave at once (their web tasks "
+        "deregister from the load "
         f"balancer for {refresh.deregistration_seconds:g} s); {refresh.drained} drained, "
         f"{refresh.failed_executions} failed, {refresh.actions_completed} lifecycle actions "
         f"completed by the drainer, {refresh.tasks_killed} tasks killed; outcomes "

@@ -15,11 +15,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from drainer import aws, settings
@@ -180,9 +183,47 @@ def activate(deployment: Deployment) -> None:
     aws.client.cache_clear()
 
 
+class _EndedExecutions:
+    """Executions that ended since `counting_executions` began, counted as moto ends them, so
+    the clock driver's count of actors costs no scan of every execution (it asks for it at each
+    step: with thousands of executions that scan was most of a refresh's time)."""
+
+    def __init__(self) -> None:
+        self.count: int | None = None  # None: not counting (scan instead)
+        self.lock = threading.Lock()
+
+
+_ENDED = _EndedExecutions()
+
+
+@contextmanager
+def counting_executions() -> Iterator[None]:
+    """Count ended executions for running_executions (inside mock_aws, before any starts)."""
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original(self)  # sets the execution's final status
+        with _ENDED.lock:
+            if _ENDED.count is not None:
+                _ENDED.count += 1
+
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+    _ENDED.count = 0
+    try:
+        yield
+    finally:
+        _ENDED.count = None
+        BaseExecutionWorkerCommunication.terminated = original  # type: ignore[method-assign]
+
+
 def running_executions() -> int:
     """How many executions moto is running (the clock driver's count of actors)."""
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    if _ENDED.count is not None:
+        # Every execution StartExecution added, less those that ended: one being started (no
+        # status yet) counts as running, as in the scan below.
+        started = sum(len(machine.executions) for machine in backend.state_machines)
+        return started - _ENDED.count
     # An execution being started has no status yet: it counts as running (StartExecution now
     # comes from the dispatch function's thread, while the clock driver counts).
     return sum(

@@ -65,6 +65,9 @@ class DeliveryModel:
     loss: float = 0.0
     duplication: float = 0.0
     seed: int = 0
+    # Only events of these detail-types may be lost (empty: any event), e.g. the task events
+    # alone, so a drain's own lifecycle event still arrives.
+    lossy_detail_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.jitter not in ("uniform", "exponential"):
@@ -79,6 +82,11 @@ class DeliveryModel:
         if self.jitter == "uniform":
             return self.delay_seconds + self.jitter_seconds
         return self.delay_seconds + self.max_jitter_seconds
+
+    def may_lose(self, event: dict[str, Any]) -> bool:
+        return bool(self.loss) and (
+            not self.lossy_detail_types or event.get("detail-type") in self.lossy_detail_types
+        )
 
     def sample_delay(self, rng: random.Random) -> float:
         """Whole milliseconds, the finest time Step Functions and the events show."""
@@ -244,7 +252,7 @@ class EventBridge:
         model = self.delivery
         with self._lock:
             fate = self._fate(event)
-            if model.loss and fate.random() < model.loss:
+            if model.may_lose(event) and fate.random() < model.loss:
                 self.lost.append(event)
                 return
             delays = [model.sample_delay(fate)]

@@ -87,6 +87,10 @@ class VirtualClock:
         self._seq = itertools.count()
         self._timers: list[tuple[int, int, Timer]] = []
         self._sleepers: dict[int, int | None] = {}  # seq -> wake time (µs); None: no timeout
+        # The timed sleepers by (wake time, seq): the earliest without a scan of them all (with
+        # thousands asleep that scan, once per event, was quadratic). A waiter whose event came
+        # first leaves its entry behind; entries no longer in _sleepers are dropped when on top.
+        self._sleeper_heap: list[tuple[int, int]] = []
         # seq -> that sleeper's own wake-up: waking one sleeper wakes one thread, not all of
         # them (with 500 executions asleep, a shared Condition cost minutes of system time).
         self._wakers: dict[int, threading.Event] = {}
@@ -163,6 +167,7 @@ class VirtualClock:
         with self._cond:
             seq = next(self._seq)
             self._sleepers[seq] = self._now_us + _seconds_to_us(seconds)
+            heapq.heappush(self._sleeper_heap, (self._sleepers[seq], seq))
             self._wakers[seq] = wake
             self._generation += 1
             self._cond.notify_all()  # the driver recounts the sleepers
@@ -195,6 +200,8 @@ class VirtualClock:
 
             deadline = None if seconds is None else self._now_us + _seconds_to_us(seconds)
             self._sleepers[seq] = deadline
+            if deadline is not None:
+                heapq.heappush(self._sleeper_heap, (deadline, seq))
             self._wakers[seq] = wake
             event._hooks.append(on_set)
             self._generation += 1
@@ -222,9 +229,11 @@ class VirtualClock:
         if self._timers:
             when_us, seq, timer = self._timers[0]
             best = (when_us, seq, timer)
-        for seq, wake_us in self._sleepers.items():
-            if wake_us is None:  # waits for an event, with no timeout
-                continue
+        heap = self._sleeper_heap
+        while heap and heap[0][1] not in self._sleepers:  # its event woke it first
+            heapq.heappop(heap)
+        if heap:
+            wake_us, seq = heap[0]
             if best is None or (wake_us, seq) < (best[0], best[1]):
                 best = (wake_us, seq, None)
         return best
@@ -236,6 +245,7 @@ class VirtualClock:
         if timer is not None:
             heapq.heappop(self._timers)
             return timer
+        heapq.heappop(self._sleeper_heap)  # the earliest: this sleeper
         self._release_locked(seq)
         return None
 

@@ -423,13 +423,16 @@ class EcsModel:
             self._reconciling = False
 
     def _pick_instance(self, cluster: Cluster) -> ContainerInstance | None:
-        # Spread: the ACTIVE instance with the most free slots, then the oldest.
-        candidates = [
-            ci for ci in cluster.instances if ci.placeable and ci.replica_load < ci.max_tasks
-        ]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda ci: (ci.replica_load - ci.max_tasks, ci.seq))
+        # Spread: the ACTIVE instance with the most free slots, then the oldest. One pass, each
+        # instance's load counted once (a refresh places thousands of tasks on thousands).
+        best: tuple[tuple[int, int], ContainerInstance] | None = None
+        for ci in cluster.instances:
+            if not ci.placeable:
+                continue
+            load = ci.replica_load
+            if load < ci.max_tasks and (best is None or (load - ci.max_tasks, ci.seq) < best[0]):
+                best = ((load - ci.max_tasks, ci.seq), ci)
+        return None if best is None else best[1]
 
     def _reconcile_replica(self, service: Service) -> None:
         # UpdateContainerInstancesState (API reference): replacements within

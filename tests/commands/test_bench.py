@@ -13,6 +13,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REQUIRED_FLOORS = (
+    "drain_5min_transitions",
+    "drain_1h_transitions",
+    "drain_48h_transitions",
+    "drain_48h_history_events",
+    "detection_p95_seconds",
+    "detection_p95_seconds_events_lost_1pct",
+    "refresh_5000_failed",
+    "refresh_5000_tasks_killed",
+    "refresh_5000_throttled_after_first_minute",
+    "refresh_5000_ecs_calls_per_drain_median",
+    "unrelated_events_transitions",
+    "unrelated_events_ecs_calls",
+)
 
 
 def test_small_benchmark_prints_and_writes_its_tables(tmp_path: Path) -> None:
@@ -28,6 +42,8 @@ def test_small_benchmark_prints_and_writes_its_tables(tmp_path: Path) -> None:
         "Cost per drain",
         "Detection latency",
         "Refresh of 20",
+        "Detection, drains of 1 min–47 h",
+        "Task events of instances not draining",
         "Cold start",
         "Floors",
         "dispatch function",
@@ -41,8 +57,21 @@ def test_small_benchmark_prints_and_writes_its_tables(tmp_path: Path) -> None:
 
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["mode"] == "small"
-    assert data["refresh"]["instances"] == 20
-    assert data["refresh"]["drained"] == 20
-    assert len(data["floors"]) == 6
-    assert {floor["verdict"] for floor in data["floors"]} <= {"PASS", "FAIL", "n/a"}
+    refreshes = {refresh["mode"]: refresh for refresh in data["refreshes"]}
+    assert set(refreshes) == {mode for mode, how in data["modes"].items() if how == "measured"}
+    for mode, refresh in refreshes.items():
+        assert (refresh["instances"], refresh["drained"], refresh["mode"]) == (20, 20, mode)
+        assert refresh["notice_p95"] is not None and refresh["ecs_calls_per_drain_median"] > 0
+    names = {floor["name"] for floor in data["floors"]}
+    assert names >= set(REQUIRED_FLOORS)
+    for floor in data["floors"]:
+        assert {"name", "measured", "limit", "verdict", "mode"} <= set(floor)
+        assert floor["verdict"] in {"PASS", "FAIL", "n/a"}
+    # Each mode-bound floor once per mode; a mode this build lacks is n/a, not measured.
+    by_mode = {(f["name"], f["mode"]): f for f in data["floors"]}
+    assert by_mode[("drain_5min_transitions", "poll")]["verdict"] == "PASS"
+    assert by_mode[("unrelated_events_ecs_calls", "poll")]["measured"] == 0
+    events = by_mode[("drain_5min_transitions", "events")]
+    if data["modes"]["events"] != "measured":
+        assert events["verdict"] == "n/a" and events["measured"] is None
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_SIGNATURE

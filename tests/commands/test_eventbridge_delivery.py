@@ -174,6 +174,15 @@ def test_loss_duplication_and_reordering_at_the_configured_rates(config: Drainer
     assert len(bus.log) == len(events) - len(bus.lost) + len(duplicates)
 
 
+def test_loss_can_be_limited_to_some_detail_types(config: DrainerConfig) -> None:
+    world = World()
+    model = DeliveryModel(loss=0.5, lossy_detail_types=("ECS Task State Change",), seed=3)
+    bus, _ = bus_on(world, config, model)
+    others = [{**event, "detail-type": "Other"} for event in synthetic(200)]
+    deliver_spread(bus, world, synthetic(200) + others)
+    assert bus.lost and {event["detail-type"] for event in bus.lost} == {"ECS Task State Change"}
+
+
 def test_the_same_seed_gives_the_same_run(config: DrainerConfig) -> None:
     def run(seed: int) -> list[tuple[str, bool]]:
         world = World()

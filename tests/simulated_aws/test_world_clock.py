@@ -216,3 +216,24 @@ def test_wait_from_the_driving_thread_is_refused() -> None:
     clock.call_later(1, from_a_timer)
     clock.run(lambda: bool(refused))
     assert "driving thread" in str(refused[0])
+
+
+def test_many_sleepers_wake_earliest_first_interleaved_with_timers() -> None:
+    clock = VirtualClock(START)
+    woke: list[float] = []
+    running = [0]
+    lock = threading.Lock()
+
+    def actor(seconds: float) -> None:
+        clock.sleep(seconds)
+        with lock:
+            woke.append(seconds)
+            running[0] -= 1
+
+    waits = [float((i * 37) % 101) + 0.5 for i in range(60)]  # distinct, shuffled
+    running[0] = len(waits)
+    for seconds in waits:
+        threading.Thread(target=actor, args=(seconds,), daemon=True).start()
+        clock.call_later(seconds + 0.25, lambda s=seconds: woke.append(s + 0.25))
+    assert clock.run(until=lambda: len(woke) == 2 * len(waits), active=lambda: running[0])
+    assert woke == sorted(woke)

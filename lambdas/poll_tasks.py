@@ -33,8 +33,12 @@ def poll(
             set(current["knownServices"]),
             alive_before(dict(current)),
             classifier(config.claims_table, now),
+            listed_all=current.get("listedAll", False),
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
+        if tasks.listed_running is not None:  # the first snapshot: did it see every task?
+            counted = (current.get("drain") or {}).get("tasksCounted")
+            current["listedAll"] = counted is not None and tasks.listed_running >= counted
         if current.get("tasksAtStart") is None:  # located by a list, without counts
             current["tasksAtStart"] = tasks.alive
     except InstanceGone as gone:

@@ -1,4 +1,5 @@
-"""Lambda: count the tasks still alive on the instance and say what the loop does next."""
+"""Lambda: count the tasks still alive on the instance and say what the loop does next;
+record the lifecycle heartbeat if it falls due now."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import random
 from datetime import datetime
 from typing import Any
 
-from drainer import log, progress
+from drainer import lifecycle_action, log, outcome, progress
 from drainer.aws import Throttled
-from drainer.clock import utcnow
-from drainer.ecs import InstanceGone, alive_before, snapshot
+from drainer.clock import iso, utcnow
+from drainer.ecs import InstanceGone, TaskSnapshot, alive_before, snapshot
 from drainer.request import DrainRequest
 from drainer.services import classifier
 from drainer.settings import Settings, settings
@@ -32,8 +33,12 @@ def poll(
             set(current["knownServices"]),
             alive_before(dict(current)),
             classifier(config.claims_table, now),
+            listed_all=current.get("listedAll", False),
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
+        if tasks.listed_running is not None:  # the first snapshot: did it see every task?
+            counted = (current.get("drain") or {}).get("tasksCounted")
+            current["listedAll"] = counted is not None and tasks.listed_running >= counted
         if current.get("tasksAtStart") is None:  # located by a list, without counts
             current["tasksAtStart"] = tasks.alive
     except InstanceGone as gone:
@@ -43,6 +48,8 @@ def poll(
         log.warning("poll throttled; polling again later", detail=str(throttled))
         return progress.after_throttling(request, current, config, now, random.random())
     result = progress.decide(request, current, tasks, config, now)
+    if result["verdict"] == progress.HEARTBEAT and tasks is not None:
+        result = heartbeat_here(request, current, tasks, result, config, now)
     log.info(
         "polled",
         verdict=result["verdict"],
@@ -51,3 +58,31 @@ def poll(
         nextWaitSeconds=result["nextWaitSeconds"],
     )
     return result
+
+
+def heartbeat_here(
+    request: DrainRequest,
+    current: Progress,
+    tasks: TaskSnapshot,
+    due: Progress,
+    config: Settings,
+    now: datetime,
+) -> Progress:
+    """Record the heartbeat that fell due in this poll, then decide with the fresh snapshot.
+
+    Two states fewer per heartbeat ("Record heartbeat" and the Choice after it): over a 48-hour
+    drain that is most of its history. And the wait after it is then what the poll decides (an
+    awaited wait in events mode), not a timer. Should the call fail for any other reason than
+    the action having ended, the poll answers HEARTBEAT and the state machine's own heartbeat
+    step, with its retries, records it before the next wait.
+    """
+    try:
+        lifecycle_action.record_heartbeat(request)
+    except lifecycle_action.ActionNotFound as ended:
+        log.warning("lifecycle action ended under the drain", detail=str(ended))
+        return {**due, **progress.finished(outcome.ACTION_ENDED_EXTERNALLY)}
+    except Exception as error:
+        log.warning("heartbeat not recorded in the poll", error=f"{type(error).__name__}: {error}")
+        return due
+    recorded = {**current, "lastHeartbeatAt": iso(now), "heartbeats": current["heartbeats"] + 1}
+    return progress.decide(request, recorded, tasks, config, now)

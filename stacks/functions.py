@@ -212,9 +212,11 @@ FUNCTIONS: tuple[Function, ...] = (
         "PollTasks",
         "poll_tasks.handler",
         "Count tasks still alive; decide the next step",
-        # The per-cluster cache of daemon service names (drainer/services.py).
+        # The per-cluster cache of daemon service names (drainer/services.py); the heartbeat
+        # that falls due at a poll is recorded there.
         grants=(
             *TASK_READS,
+            allow("autoscaling:RecordLifecycleActionHeartbeat", on=On.GROUPS),
             allow(
                 "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", on=On.CLAIMS_TABLE
             ),

@@ -109,7 +109,21 @@ def set_draining(target: dict[str, Any], dry_run: bool) -> dict[str, Any]:
         log.warning("ECS refused DRAINING", reason=reason, **_ids(target))
         return {"changed": False, "previousStatus": status, "failure": reason}
     log.info("set DRAINING", **_ids(target))
-    return {"changed": True, "previousStatus": status}
+    # What ECS counted on the instance as it set DRAINING: tasks desired RUNNING
+    # (runningTasksCount, ContainerInstance in the ECS API reference,
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerInstance.html),
+    # plus pendingTasksCount, an upper bound whichever way it is read. A first listing that
+    # finds as many has seen every task the drain must wait for (see snapshot).
+    counted = [
+        instance.get("runningTasksCount", 0) + instance.get("pendingTasksCount", 0)
+        for instance in answer.get("containerInstances", [])
+        if instance.get("containerInstanceArn") == target["containerInstanceArn"]
+    ]
+    return {
+        "changed": True,
+        "previousStatus": status,
+        "tasksCounted": counted[0] if counted else None,
+    }
 
 
 @dataclass
@@ -120,6 +134,7 @@ class TaskSnapshot:
     daemon: list[str] = field(default_factory=list)  # daemon service tasks, desired RUNNING
     standalone: list[str] = field(default_factory=list)  # RunTask tasks, desired RUNNING
     stopping: list[str] = field(default_factory=list)  # told to stop, not STOPPED yet
+    listed_running: int | None = None  # a first snapshot's count of tasks listed desired RUNNING
 
     @property
     def alive(self) -> int:
@@ -149,6 +164,7 @@ def snapshot(
     known_services: set[str],
     alive_before: list[str] | None = None,
     classify: Classifier | None = None,
+    listed_all: bool = False,
 ) -> tuple[TaskSnapshot, set[str], set[str]]:
     """Every task on the instance that has not reached STOPPED.
 
@@ -162,19 +178,20 @@ def snapshot(
     ECS still wants running: ListTasks in the ECS API reference,
     https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html) confirms
     nothing new came before the drain may end; a task told to stop was already alive before.
+    That one is skipped when `listed_all`: the first listing found at least the tasks ECS
+    counted as it set DRAINING, so it missed none.
     Returns the snapshot and the updated daemon / known service-name sets (cached in the state).
     """
     cluster, instance = target["cluster"], target["containerInstanceArn"]
     try:
+        listed_running = None
         if alive_before is None:
-            arns = [
-                *_list_tasks(cluster, instance, "RUNNING"),
-                *_list_tasks(cluster, instance, "STOPPED"),
-            ]
-            alive = _alive(cluster, arns)
+            running = list(_list_tasks(cluster, instance, "RUNNING"))
+            listed_running = len(running)
+            alive = _alive(cluster, [*running, *_list_tasks(cluster, instance, "STOPPED")])
         else:
             alive = _alive(cluster, alive_before)
-            if not alive:
+            if not alive and not listed_all:
                 described = set(alive_before)
                 new = [a for a in _list_tasks(cluster, instance, "RUNNING") if a not in described]
                 alive = _alive(cluster, new)
@@ -187,7 +204,7 @@ def snapshot(
         lookup = classify or describe_daemon_services
         daemon_services = daemon_services | lookup(cluster, sorted(unknown))
         known_services = known_services | unknown
-    result = TaskSnapshot()
+    result = TaskSnapshot(listed_running=listed_running)
     for task in alive:
         arn = task["taskArn"]
         service = _service_name(task)

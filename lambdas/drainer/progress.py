@@ -94,6 +94,7 @@ def initial(
         "pollIntervalSeconds": None,
         "tasks": None,
         "aliveTasks": [],
+        "listedAll": False,
         "awaitedTasks": [],
         "tasksAtStart": (target or {}).get("runningTasksCount"),
         "workloadDrainedAt": None,

@@ -32,7 +32,6 @@ HEARTBEATS_PER_TIMEOUT = 3
 
 # History events per step, as Step Functions writes them (Task 5, Wait 2, Choice 2).
 EVENTS_PER_POLL = 2 + 5 + 2  # Wait, poll Task, Choice
-EVENTS_PER_HEARTBEAT = 5 + 2  # heartbeat Task, "Check drain progress" after it
 # Execution started, Resolve, its Route Choice, the start slot's Wait, Start draining, the Choice
 # after it, Complete, Report (the last state), execution succeeded.
 EVENTS_FIXED = 1 + 5 + 2 + 2 + 5 + 2 + 5 + 5 + 1
@@ -41,7 +40,6 @@ EVENTS_FIXED = 1 + 5 + 2 + 2 + 5 + 2 + 5 + 5 + 1
 EVENTS_PER_AWAIT = 6 + 5 + 2
 EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
 TRANSITIONS_PER_POLL = 3
-TRANSITIONS_PER_HEARTBEAT = 2
 # Resolve (which claims the drain), Route, the start slot's Wait, Start draining, Check drain
 # progress, Complete, Report.
 TRANSITIONS_FIXED = 7
@@ -180,20 +178,17 @@ def awaited_drain_cost(
 ) -> DrainCost:
     """events mode: the history of a lifecycle drain no event ever wakes, that lasts
     `drain_seconds` to its ceiling: a poll every fallback_poll_seconds (or sooner, at each
-    heartbeat), and after each heartbeat a timer wait and its poll."""
+    heartbeat, which that poll records), after a first timer wait and poll (the first
+    snapshot, which the awaited waits need)."""
     fixed = PollSchedule(fallback_poll_seconds, fallback_poll_seconds, drain_seconds, 1.0)
     polls, heartbeats = fixed.walk(drain_seconds, heartbeat_interval)
     return DrainCost(
-        polls=polls + heartbeats,
+        polls=polls + 1,
         heartbeats=heartbeats,
-        history_events=EVENTS_FIXED
-        + EVENTS_CEILING
-        + polls * EVENTS_PER_AWAIT
-        + heartbeats * (EVENTS_PER_HEARTBEAT + EVENTS_PER_POLL),
+        history_events=EVENTS_FIXED + EVENTS_CEILING + EVENTS_PER_POLL + polls * EVENTS_PER_AWAIT,
         state_transitions=TRANSITIONS_FIXED
         + TRANSITIONS_CEILING
-        + polls * TRANSITIONS_PER_POLL
-        + heartbeats * (TRANSITIONS_PER_HEARTBEAT + TRANSITIONS_PER_POLL),
+        + (1 + polls) * TRANSITIONS_PER_POLL,
     )
 
 
@@ -201,17 +196,14 @@ def drain_cost(
     schedule: PollSchedule, drain_seconds: int, heartbeat_interval: int, to_ceiling: bool = False
 ) -> DrainCost:
     """History events and transitions of a lifecycle drain that lasts `drain_seconds` (and ends
-    through the ceiling branch if `to_ceiling`)."""
+    through the ceiling branch if `to_ceiling`). Each heartbeat falls due at a poll, which
+    records it (lambdas/poll_tasks.py): it adds no state."""
     polls, heartbeats = schedule.walk(drain_seconds, heartbeat_interval)
     return DrainCost(
         polls=polls,
         heartbeats=heartbeats,
-        history_events=EVENTS_FIXED
-        + EVENTS_CEILING * to_ceiling
-        + polls * EVENTS_PER_POLL
-        + heartbeats * EVENTS_PER_HEARTBEAT,
+        history_events=EVENTS_FIXED + EVENTS_CEILING * to_ceiling + polls * EVENTS_PER_POLL,
         state_transitions=TRANSITIONS_FIXED
         + TRANSITIONS_CEILING * to_ceiling
-        + polls * TRANSITIONS_PER_POLL
-        + heartbeats * TRANSITIONS_PER_HEARTBEAT,
+        + polls * TRANSITIONS_PER_POLL,
     )

@@ -84,6 +84,7 @@ class DrainStarted(TypedDict):
     dryRun: NotRequired[bool]
     failure: NotRequired[str]  # ECS refused DRAINING
     gone: NotRequired[str]  # the container instance had left ECS
+    tasksCounted: NotRequired[int | None]  # tasks desired RUNNING as ECS set DRAINING
 
 
 class TaskCounts(TypedDict):
@@ -116,6 +117,9 @@ class Progress(TypedDict):
     # ARNs of the tasks the last poll found alive: what the next poll describes and what the
     # event-woken wait arms with (drainer/ecs.py, drainer/watch.py)
     aliveTasks: list[str]
+    # the first snapshot listed at least tasksCounted tasks desired RUNNING: it saw them all,
+    # so no later poll lists again (drainer/ecs.py snapshot)
+    listedAll: bool
     # Of those, the ones an event-woken wait waits for: all but daemon tasks, which ECS stops
     # last (drainer/progress.py AWAIT)
     awaitedTasks: list[str]

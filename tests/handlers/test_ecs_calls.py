@@ -51,19 +51,40 @@ def test_the_first_poll_lists_later_polls_describe_only_the_tasks_alive(env):
     assert state["progress"]["verdict"] == progress.AWAIT  # events mode, the default
 
 
-def test_when_every_known_task_stopped_one_list_confirms_nothing_new(env):
+def test_a_first_listing_that_saw_every_counted_task_needs_no_second(env):
+    """UpdateContainerInstancesState answered how many tasks ECS counted; the first listing found
+    as many, so it missed none and no later poll lists again."""
     world, (victim, *_), _ = env
     state = started(world, victim)
+    assert state["progress"]["drain"]["tasksCounted"] >= 1
     state, _ = polled(world, state)
+    assert state["progress"]["listedAll"] is True
+    world.clock.run_for(200)
+    state, last = polled(world, state)
+    assert last == Counter(DescribeTasks=1)
+    assert state["progress"]["verdict"] == progress.COMPLETE
+
+
+def undercounted(state: dict) -> dict:
+    """As if the first listing had missed a task ECS counted (a listing behind the count)."""
+    drain = state["progress"]["drain"]
+    return {**state, "progress": {**state["progress"], "drain": {**drain, "tasksCounted": 99}}}
+
+
+def test_when_the_first_listing_missed_a_counted_task_one_list_confirms(env):
+    world, (victim, *_), _ = env
+    state = undercounted(started(world, victim))
+    state, _ = polled(world, state)
+    assert state["progress"]["listedAll"] is False
     world.clock.run_for(200)
     state, last = polled(world, state)
     assert last == Counter(DescribeTasks=1, ListTasks=1)
     assert state["progress"]["verdict"] == progress.COMPLETE
 
 
-def test_a_task_started_after_the_first_snapshot_is_found_by_the_confirmation(env):
+def test_a_task_the_first_listing_missed_is_found_by_the_confirmation(env):
     world, (victim, *_), _ = env
-    state = started(world, victim)
+    state = undercounted(started(world, victim))
     state, _ = polled(world, state)
     world.clock.run_for(200)
     late = world.run_task(CLUSTER, victim, "batch")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import boto3
 import pytest
 import resolve
 
 from drainer import claims, outcome, progress
+from drainer.clock import iso
 from drainer.request import DrainRequest
 from sandbox.harness import Harness
 from tests.steps import ARN, step
@@ -40,7 +43,7 @@ def test_a_lifecycle_drain_finds_its_container_instance_after_its_start_slot(env
     state = step("Start draining", state)
     assert state["target"]["cluster"] == CLUSTER
     assert state["target"]["status"] == "ACTIVE"
-    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
+    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
 
 
 def test_an_instance_in_no_cluster_goes_to_completion(env):
@@ -86,7 +89,7 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
     assert (first["claim"]["duplicate"], second["claim"]["duplicate"]) == (False, True)
     assert first["claim"]["key"] == f"spot#{victim}"
     # The claim comes after DRAINING, in the same step; a duplicate then ends the drain.
-    assert first["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
+    assert first["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
     assert first["verdict"] == progress.WAIT
     assert (second["verdict"], second["ending"]) == (progress.FINISH, outcome.DUPLICATE)
 
@@ -94,7 +97,7 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
 def test_start_drain_sets_draining_once(env):
     world, (victim, *_), _ = env
     state = step("Start draining", lifecycle_state(world, victim))
-    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE"}
+    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
     assert world.ecs.container_instance(victim).status == "DRAINING"
     state["target"]["status"] = "DRAINING"
     assert step("Start draining", state)["progress"]["drain"]["changed"] is False
@@ -139,6 +142,53 @@ def test_heartbeat_and_an_action_that_ended(env):
     ended = step("Record heartbeat", state)["progress"]
     assert ended["ending"] == "action-ended-externally"
     assert ended["verdict"] == progress.FINISH
+
+
+def due_for_a_heartbeat(state: dict, config) -> dict:
+    """The state as if the last heartbeat was one interval ago."""
+    since = datetime.fromisoformat(state["progress"]["lastHeartbeatAt"].replace("Z", "+00:00"))
+    long_ago = since - timedelta(seconds=config.heartbeat_timeout_seconds)
+    return {**state, "progress": {**state["progress"], "lastHeartbeatAt": iso(long_ago)}}
+
+
+def test_a_poll_records_the_heartbeat_that_falls_due(env, config):
+    world, (victim, *_), _ = env
+    state = due_for_a_heartbeat(step("Start draining", lifecycle_state(world, victim)), config)
+    polled = step("Poll tasks", state)["progress"]
+    (action,) = world.lifecycle_actions
+    assert len(action.heartbeats) == 1
+    assert polled["heartbeats"] == 1
+    assert polled["lastHeartbeatAt"] == iso(world.clock.now())
+    # The wait after it is the poll's own (awaited in events mode), not the heartbeat step.
+    awaited = progress.AWAIT if config.ends_drains_on_events else progress.WAIT
+    assert polled["verdict"] == awaited
+
+
+def test_a_poll_whose_heartbeat_fails_leaves_it_to_the_heartbeat_step(env, config, monkeypatch):
+    from drainer import lifecycle_action
+
+    world, (victim, *_), _ = env
+    state = due_for_a_heartbeat(step("Start draining", lifecycle_state(world, victim)), config)
+
+    def throttled(request):
+        raise RuntimeError("Rate exceeded")
+
+    monkeypatch.setattr(lifecycle_action, "record_heartbeat", throttled)
+    assert step("Poll tasks", state)["progress"]["verdict"] == progress.HEARTBEAT
+
+
+def test_a_poll_finds_the_action_ended_when_recording_its_heartbeat(env, config, monkeypatch):
+    from drainer import lifecycle_action
+
+    world, (victim, *_), _ = env
+    state = due_for_a_heartbeat(step("Start draining", lifecycle_state(world, victim)), config)
+
+    def ended(request):
+        raise lifecycle_action.ActionNotFound("No active Lifecycle Action found")
+
+    monkeypatch.setattr(lifecycle_action, "record_heartbeat", ended)
+    polled = step("Poll tasks", state)["progress"]
+    assert (polled["verdict"], polled["ending"]) == (progress.FINISH, "action-ended-externally")
 
 
 def test_complete_twice_is_not_an_error(env):

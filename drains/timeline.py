@@ -154,10 +154,9 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if request.get("problem"):
             notes.append(f"problem: {request['problem']}")
     if isinstance(target, dict) and not isinstance(before.get("target"), dict):
-        notes.append(
-            f"in cluster {target.get('cluster')} ({target.get('status')}, "
-            f"{target.get('runningTasksCount')} tasks running)"
-        )
+        running = target.get("runningTasksCount")  # None when found by a list alone
+        counted = "" if running is None else f", {running} tasks running"
+        notes.append(f"in cluster {target.get('cluster')} ({target.get('status')}{counted})")
     # The claim is part of the drain's progress (resolve or start_drain writes it).
     notes += _claim_changes(
         _part(_part(before, "progress"), "claim"), _part(_part(after, "progress"), "claim")

@@ -70,6 +70,8 @@ def start_drain(
     except InstanceGone as gone:
         drain = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
     started: Progress = {**current, "drain": drain}
+    if started.get("tasksAtStart") is None:  # located by a list, without counts
+        started["tasksAtStart"] = drain.get("tasksCounted")
     if request.kind == SPOT:
         claimed = claim(config.claims_table, request, execution_arn, now)
         if claimed["duplicate"]:

@@ -43,7 +43,11 @@ def test_a_lifecycle_drain_finds_its_container_instance_after_its_start_slot(env
     state = step("Start draining", state)
     assert state["target"]["cluster"] == CLUSTER
     assert state["target"]["status"] == "ACTIVE"
-    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
+    assert state["progress"]["drain"] == {
+        "changed": True,
+        "previousStatus": "ACTIVE",
+        "tasksCounted": 1,
+    }
 
 
 def test_an_instance_in_no_cluster_goes_to_completion(env):
@@ -97,7 +101,11 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
 def test_start_drain_sets_draining_once(env):
     world, (victim, *_), _ = env
     state = step("Start draining", lifecycle_state(world, victim))
-    assert state["progress"]["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
+    assert state["progress"]["drain"] == {
+        "changed": True,
+        "previousStatus": "ACTIVE",
+        "tasksCounted": 1,
+    }
     assert world.ecs.container_instance(victim).status == "DRAINING"
     state["target"]["status"] = "DRAINING"
     assert step("Start draining", state)["progress"]["drain"]["changed"] is False

@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         "refresh-INSTANCES.json, which a full run then reads",
     )
     parser.add_argument(
+        "--modes",
+        metavar="MODE[,MODE]",
+        help="with --refresh: only these drain_end_detection modes (default: every mode)",
+    )
+    parser.add_argument(
         "--refresh-deregistration",
         type=float,
         default=REFRESH_DEREGISTRATION_SECONDS,
@@ -105,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     configs = {m: modes.config_for(shipped, m) for m in modes.MODES if modes.available(m)}
     if args.refresh:
-        return refresh_only(args.refresh, configs, args.refresh_deregistration, out)
+        wanted = set(args.modes.split(",")) if args.modes else set(configs)
+        unknown = wanted - set(configs)
+        if unknown:
+            parser.error(f"--modes: {', '.join(sorted(unknown))} not one of {', '.join(configs)}")
+        chosen = {mode: config for mode, config in configs.items() if mode in wanted}
+        return refresh_only(args.refresh, chosen, args.refresh_deregistration, out)
 
     wall: dict[str, float] = {}
     started = time.monotonic()

@@ -9,7 +9,7 @@ from typing import Any
 
 from drainer import lifecycle_action, log, outcome, progress
 from drainer.aws import Throttled
-from drainer.clock import iso, utcnow
+from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import InstanceGone, TaskSnapshot, alive_before, snapshot
 from drainer.request import DrainRequest
 from drainer.services import classifier
@@ -34,6 +34,7 @@ def poll(
             alive_before(dict(current)),
             classifier(config.claims_table, now),
             listed_all=current.get("listedAll", False),
+            counted_at=counted_at(current),
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
         if tasks.listed_running is not None:  # the first snapshot: did it see every task?
@@ -58,6 +59,11 @@ def poll(
         nextWaitSeconds=result["nextWaitSeconds"],
     )
     return result
+
+
+def counted_at(current: Progress) -> datetime | None:
+    text = (current.get("drain") or {}).get("countedAt")
+    return parse_iso(text) if text else None
 
 
 def heartbeat_here(

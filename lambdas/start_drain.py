@@ -11,12 +11,12 @@ call is paced; Spot's DRAINING is not.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from drainer import log, outcome, progress, watch
 from drainer.claims import claim
-from drainer.clock import utcnow
+from drainer.clock import iso, utcnow
 from drainer.ecs import InstanceGone, locate, set_draining
 from drainer.parking import park, should_park
 from drainer.reporting import drain_started
@@ -29,6 +29,8 @@ from drainer.request import (
 )
 from drainer.settings import EVENTS, Settings, settings
 from drainer.state import Progress, StateDocument, Target
+
+COUNT_MARGIN_SECONDS = 2
 
 
 @log.per_invocation
@@ -69,6 +71,10 @@ def start_drain(
         drain = set_draining(dict(target), request.dry_run)
     except InstanceGone as gone:
         drain = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
+    if drain.get("tasksCounted") is not None:
+        # After the count, with a margin for clocks: a task told to stop at or after this
+        # moment was desired RUNNING when ECS counted (drainer/ecs.py snapshot).
+        drain["countedAt"] = iso(utcnow() + timedelta(seconds=COUNT_MARGIN_SECONDS))
     started: Progress = {**current, "drain": drain}
     if started.get("tasksAtStart") is None:  # located by a list, without counts
         started["tasksAtStart"] = drain.get("tasksCounted")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -165,6 +166,7 @@ def snapshot(
     alive_before: list[str] | None = None,
     classify: Classifier | None = None,
     listed_all: bool = False,
+    counted_at: datetime | None = None,
 ) -> tuple[TaskSnapshot, set[str], set[str]]:
     """Every task on the instance that has not reached STOPPED.
 
@@ -179,7 +181,8 @@ def snapshot(
     https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html) confirms
     nothing new came before the drain may end; a task told to stop was already alive before.
     That one is skipped when `listed_all`: the first listing found at least the tasks ECS
-    counted as it set DRAINING, so it missed none.
+    counted as it set DRAINING (at `counted_at`), so it missed none; the first snapshot's
+    `listed_running` counts those it found: desired RUNNING now, or told to stop since then.
     Returns the snapshot and the updated daemon / known service-name sets (cached in the state).
     """
     cluster, instance = target["cluster"], target["containerInstanceArn"]
@@ -187,8 +190,9 @@ def snapshot(
         listed_running = None
         if alive_before is None:
             running = list(_list_tasks(cluster, instance, "RUNNING"))
-            listed_running = len(running)
-            alive = _alive(cluster, [*running, *_list_tasks(cluster, instance, "STOPPED")])
+            described = _described(cluster, [*running, *_list_tasks(cluster, instance, "STOPPED")])
+            alive = [task for task in described if task.get("lastStatus") != "STOPPED"]
+            listed_running = sum(1 for task in described if _counted(task, counted_at))
         else:
             alive = _alive(cluster, alive_before)
             if not alive and not listed_all:
@@ -220,14 +224,27 @@ def snapshot(
 
 
 def _alive(cluster: str, arns: list[str]) -> list[dict[str, Any]]:
-    """The tasks among `arns` not STOPPED, in batches of DESCRIBE_TASKS_MAX. A task ECS no longer
-    knows (a failure MISSING: stopped long ago) is not alive."""
+    """The tasks among `arns` not STOPPED. A task ECS no longer knows (a failure MISSING:
+    stopped long ago) is not alive."""
+    return [task for task in _described(cluster, arns) if task.get("lastStatus") != "STOPPED"]
+
+
+def _described(cluster: str, arns: list[str]) -> list[dict[str, Any]]:
+    """DescribeTasks, in batches of DESCRIBE_TASKS_MAX."""
     return [
         task
         for batch in _chunks(arns, DESCRIBE_TASKS_MAX)
         for task in call("ecs", "describe_tasks", cluster=cluster, tasks=batch)["tasks"]
-        if task.get("lastStatus") != "STOPPED"
     ]
+
+
+def _counted(task: dict[str, Any], counted_at: datetime | None) -> bool:
+    """Whether ECS counted the task as it set DRAINING: desired RUNNING then, i.e. still, or
+    told to stop (stoppingAt) since."""
+    if task.get("desiredStatus") == "RUNNING":
+        return True
+    stopping = task.get("stoppingAt")
+    return counted_at is not None and isinstance(stopping, datetime) and stopping >= counted_at
 
 
 def stop_tasks(cluster: str, task_arns: list[str], reason: str, dry_run: bool) -> list[str]:

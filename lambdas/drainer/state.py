@@ -85,6 +85,7 @@ class DrainStarted(TypedDict):
     failure: NotRequired[str]  # ECS refused DRAINING
     gone: NotRequired[str]  # the container instance had left ECS
     tasksCounted: NotRequired[int | None]  # tasks desired RUNNING as ECS set DRAINING
+    countedAt: NotRequired[str]  # when (start_drain's clock)
 
 
 class TaskCounts(TypedDict):

@@ -65,6 +65,17 @@ def test_a_first_listing_that_saw_every_counted_task_needs_no_second(env):
     assert state["progress"]["verdict"] == progress.COMPLETE
 
 
+def test_tasks_told_to_stop_since_the_count_are_part_of_the_listing(env):
+    """By the first poll ECS has told the service task to stop (its replacement runs): it is
+    listed among the desired-STOPPED tasks, yet ECS counted it as it set DRAINING."""
+    world, (victim, *_), _ = env
+    state = started(world, victim)
+    world.clock.run_for(30)  # the replacement is up; the old task deregisters (60 s)
+    state, _ = polled(world, state)
+    assert state["progress"]["tasks"]["stopping"] >= 1
+    assert state["progress"]["listedAll"] is True
+
+
 def undercounted(state: dict) -> dict:
     """As if the first listing had missed a task ECS counted (a listing behind the count)."""
     drain = state["progress"]["drain"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from unittest.mock import ANY
 
 import boto3
 import pytest
@@ -47,6 +48,7 @@ def test_a_lifecycle_drain_finds_its_container_instance_after_its_start_slot(env
         "changed": True,
         "previousStatus": "ACTIVE",
         "tasksCounted": 1,
+        "countedAt": ANY,
     }
 
 
@@ -93,7 +95,12 @@ def test_spot_drains_are_claimed_after_draining_not_by_resolve(env):
     assert (first["claim"]["duplicate"], second["claim"]["duplicate"]) == (False, True)
     assert first["claim"]["key"] == f"spot#{victim}"
     # The claim comes after DRAINING, in the same step; a duplicate then ends the drain.
-    assert first["drain"] == {"changed": True, "previousStatus": "ACTIVE", "tasksCounted": 1}
+    assert first["drain"] == {
+        "changed": True,
+        "previousStatus": "ACTIVE",
+        "tasksCounted": 1,
+        "countedAt": ANY,
+    }
     assert first["verdict"] == progress.WAIT
     assert (second["verdict"], second["ending"]) == (progress.FINISH, outcome.DUPLICATE)
 
@@ -105,6 +112,7 @@ def test_start_drain_sets_draining_once(env):
         "changed": True,
         "previousStatus": "ACTIVE",
         "tasksCounted": 1,
+        "countedAt": ANY,
     }
     assert world.ecs.container_instance(victim).status == "DRAINING"
     state["target"]["status"] = "DRAINING"

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import boto3
 
-from bench.refresh import completed_twice, percentile
+from bench.refresh import completed_twice
 from bench.scenarios import (
     CLUSTER,
     GROUP,
     LatencySample,
+    LatencySamples,
     latency_world,
     lifecycle_latency,
     new_world,
@@ -42,22 +43,11 @@ UNRELATED_INSTANCES = 20
 
 
 @dataclass
-class DetectionRun:
+class DetectionRun(LatencySamples):
     mode: str
     preset: str  # a PRESETS key
     max_delay_seconds: float  # the model's, DeliveryModel.max_delay_seconds
     samples: list[LatencySample]
-
-    @property
-    def measured(self) -> list[float]:
-        return sorted(s.latency_seconds for s in self.samples if s.latency_seconds is not None)
-
-    @property
-    def cut(self) -> int:
-        return sum(1 for s in self.samples if s.latency_seconds is None)
-
-    def percentile(self, q: int) -> float | None:
-        return percentile(self.measured, q)
 
     @property
     def limit_seconds(self) -> float:
@@ -65,7 +55,7 @@ class DetectionRun:
 
 
 @dataclass
-class LossRun:
+class LossRun(LatencySamples):
     mode: str
     loss: float
     task_events: int  # task events the world emitted
@@ -74,11 +64,6 @@ class LossRun:
     samples: list[LatencySample]
     tasks_killed: int
     completed_twice: int  # lifecycle actions completed more than once
-
-    def percentile(self, q: int) -> float | None:
-        return percentile(
-            [s.latency_seconds for s in self.samples if s.latency_seconds is not None], q
-        )
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 
-from bench.scenarios import CLUSTER, GROUP, killed_tasks, lifecycle_latency, new_world
+from bench.scenarios import CLUSTER, GROUP, killed_tasks, lifecycle_latency, new_world, percentile
 from bench.sim import Harness, World, quiet, reseed
 from stacks.config import DrainerConfig
 
@@ -72,15 +72,6 @@ class RefreshResult:
 
     def notice_percentile(self, q: int) -> float | None:
         return percentile(self.notice_seconds, q)
-
-
-def percentile(values: list[float], q: int) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[q - 1]
 
 
 def refresh_world(config: DrainerConfig, instances: int, deregistration_seconds: float) -> World:

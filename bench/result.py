@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from bench.coldstart import ColdStart
 from bench.detection import DetectionRun, LossRun, UnrelatedRun
 from bench.dispatch import DispatchModel
 from bench.refresh import RefreshResult
-from bench.scenarios import DrainMeasure, LatencySample
+from bench.scenarios import DrainMeasure, LatencySample, LatencySamples
 
 PRODUCT = "ecs-drainer (this project)"
 FIXED = "fixed 30-s poll (same state machine)"
@@ -23,25 +22,9 @@ def product(mode: str) -> str:
 
 
 @dataclass
-class LatencySummary:
+class LatencySummary(LatencySamples):
     drainer: str
     samples: list[LatencySample]
-
-    @property
-    def measured(self) -> list[float]:
-        return sorted(s.latency_seconds for s in self.samples if s.latency_seconds is not None)
-
-    @property
-    def cut(self) -> int:
-        return sum(1 for s in self.samples if s.latency_seconds is None)
-
-    def percentile(self, q: int) -> float | None:
-        values = self.measured
-        if not values:
-            return None
-        if len(values) == 1:
-            return values[0]
-        return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
     def endings(self) -> dict[str, int]:
         counts: dict[str, int] = {}

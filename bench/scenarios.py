@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,6 +70,33 @@ class LatencySample:
     latency_seconds: float | None  # None when tasks were killed (the drain was cut)
     ended_by: str | None
     tasks_killed: int
+
+
+def percentile(values: list[float], q: int) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[q - 1]
+
+
+class LatencySamples:
+    """What a set of latency samples tells: the latencies measured, the drains cut, a
+    percentile (the latency summaries and detection runs share it)."""
+
+    samples: list[LatencySample]
+
+    @property
+    def measured(self) -> list[float]:
+        return sorted(s.latency_seconds for s in self.samples if s.latency_seconds is not None)
+
+    @property
+    def cut(self) -> int:
+        return sum(1 for s in self.samples if s.latency_seconds is None)
+
+    def percentile(self, q: int) -> float | None:
+        return percentile(self.measured, q)
 
 
 # --- worlds --------------------------------------------------------------------------------

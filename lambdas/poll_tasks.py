@@ -7,13 +7,15 @@ import random
 from datetime import datetime
 from typing import Any
 
-from drainer import lifecycle_action, log, outcome, progress
-from drainer.aws import Throttled
+from botocore.exceptions import ClientError
+
+from drainer import lifecycle_action, log, outcome, progress, watch
+from drainer.aws import AwsTransientError, Throttled
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import InstanceGone, TaskSnapshot, alive_before, snapshot
 from drainer.request import DrainRequest
 from drainer.services import classifier
-from drainer.settings import Settings, settings
+from drainer.settings import EVENTS, Settings, settings
 from drainer.state import Progress, Target
 
 
@@ -34,7 +36,7 @@ def poll(
             alive_before(dict(current)),
             classifier(config.claims_table, now),
             listed_all=current.get("listedAll", False),
-            counted_at=counted_at(current),
+            counted_at=counted_at(target, current, config),
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
         if tasks.listed_running is not None:  # the first snapshot: did it see every task?
@@ -61,8 +63,25 @@ def poll(
     return result
 
 
-def counted_at(current: Progress) -> datetime | None:
-    text = (current.get("drain") or {}).get("countedAt")
+def counted_at(target: Target, current: Progress, config: Settings) -> datetime | None:
+    """From when a task told to stop was one ECS counted as it set DRAINING (drainer/ecs.py
+    `snapshot`; only the first snapshot asks). In events mode, ECS's own moment from the
+    instance's DRAINING event when the watch has it (drainer/watch.py `record_draining`): a
+    task the service scheduler told to stop right after DRAINING then counts, and the
+    confirming listing at the end is not needed. Otherwise the start function's clock with its
+    margin (lambdas/start_drain.py), which leaves such a task out, and the listing is made."""
+    drain = current.get("drain") or {}
+    if drain.get("tasksCounted") is None:
+        return None
+    if config.drain_end_detection == EVENTS and alive_before(dict(current)) is None:
+        try:
+            since = watch.draining_since(config.claims_table, target["containerInstanceArn"])
+        except (ClientError, Throttled, AwsTransientError) as error:
+            log.warning("DRAINING moment not read; counting by the clock", error=str(error))
+            since = None
+        if since is not None:
+            return since
+    text = drain.get("countedAt")
     return parse_iso(text) if text else None
 
 

@@ -114,6 +114,7 @@ def open_watch_if_awaited(
             instance_id=request.instance_id,
             cluster=target["cluster"],
             expires_at=watch.expires_at(request.deadline, now),
+            opened_at=now,
         )
     except Exception as error:  # the drain goes on; its waits end at the fallback poll
         log.warning("watch not opened", error=f"{type(error).__name__}: {error}")

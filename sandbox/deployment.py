@@ -34,6 +34,7 @@ from stacks.definition import render, substitutions
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
+    instance_draining_pattern,
     instance_return_pattern,
     task_stopped_pattern,
 )
@@ -53,6 +54,7 @@ FUNCTION_PREFIX = "ecs-drainer-"
 RESCUE_RULE = "ExecutionFailed"
 REACTIVATE_RULE = "InstanceReturned"
 TASK_STOPPED_RULE = "TaskStopped"
+INSTANCE_DRAINING_RULE = "InstanceDraining"
 # moto: run executions (its ASL interpreter) and answer Lambda without Docker.
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -147,6 +149,11 @@ def deploy(config: DrainerConfig, client: ClientFactory) -> Deployment:
                 task_stopped_pattern(config),
                 arns[WAKE_FUNCTION.name],
                 wakes_drains=True,
+            )
+        )
+        rules.append(
+            Rule(
+                INSTANCE_DRAINING_RULE, instance_draining_pattern(config), arns[WAKE_FUNCTION.name]
             )
         )
     _put_rules(client("events"), config.stack_name, rules, role)

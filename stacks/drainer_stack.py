@@ -38,6 +38,7 @@ from stacks.definition import DEFINITION_FILE, substitutions
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
+    instance_draining_pattern,
     instance_return_pattern,
     task_stopped_pattern,
 )
@@ -347,6 +348,15 @@ class DrainerStack(Stack):
             description="ECS drainer: a task stopped; wake the drain of its instance",
         )
         rule.add_target(self._rule_target(self.wake_function))
+        # ECS's own moment of DRAINING, so that a drain's first snapshot can tell which tasks
+        # ECS counted then and skip its confirming listing (lambdas/poll_tasks.py counted_at).
+        draining = events.Rule(
+            self,
+            "InstanceDrainingRule",
+            event_pattern=_pattern(instance_draining_pattern(self.config)),
+            description="ECS drainer: a container instance is DRAINING; note when it began",
+        )
+        draining.add_target(self._rule_target(self.wake_function))
         return rule
 
     # --- Operations ----------------------------------------------------------------------

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from drainer.parsers import lifecycle, rebalance, spot
+from drainer.watch import INSTANCE_STATE_CHANGE as INSTANCE_STATE_DETAIL_TYPE
+from drainer.watch import TASK_STATE_CHANGE as TASK_STATE_DETAIL_TYPE
 from stacks.config import DrainerConfig
 
 INSTANCE_STATE_SOURCE = "aws.ecs"
-INSTANCE_STATE_DETAIL_TYPE = "ECS Container Instance State Change"
-TASK_STATE_DETAIL_TYPE = "ECS Task State Change"
 
 
 def _sources(aws_source: str, config: DrainerConfig) -> list[str]:
@@ -80,6 +80,21 @@ def task_stopped_pattern(config: DrainerConfig) -> dict[str, Any]:
             "clusterArn": _configured_clusters(config),
             "containerInstanceArn": [{"exists": True}],
         },
+    }
+
+
+def instance_draining_pattern(config: DrainerConfig) -> dict[str, Any]:
+    """Container instances of the configured clusters that are DRAINING (ECS sends one such
+    event for the status change and one for each later change of the instance, such as a task
+    stopping): the wake function keeps the earliest `updatedAt` in a draining instance's watch
+    (lambdas/drainer/watch.py). Only `aws.ecs`: an early forged moment could make a drain skip
+    its last listing. Event reference: ECS developer guide,
+    https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_container_instance_events.html
+    """
+    return {
+        "source": [INSTANCE_STATE_SOURCE],
+        "detail-type": [INSTANCE_STATE_DETAIL_TYPE],
+        "detail": {"status": ["DRAINING"], "clusterArn": _configured_clusters(config)},
     }
 
 

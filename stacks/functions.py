@@ -334,11 +334,13 @@ DISPATCH_FUNCTION = Function(
 
 # Not part of the state machine: with drain_end_detection = "events", the task-stopped rule
 # invokes it for every task of the configured clusters that stops (lambdas/wake_drain.py); it
-# records the stop against a draining instance's watch and wakes the drain's wait.
+# records the stop against a draining instance's watch and wakes the drain's wait. The
+# instance-draining rule invokes it too: it notes in the watch when DRAINING began.
 WAKE_FUNCTION = Function(
     "WakeDrain",
     "wake_drain.handler",
-    "Record a task stop against a draining instance; wake its drain when the last one stops",
+    "Record task stops and the DRAINING moment in a draining instance's watch; wake its drain "
+    "when the last task stops",
     grants=(WATCH_WRITE, SEND_WAKE_UP, SEND_UNDELIVERED),
     invoked_by_events=True,
     timeout_seconds=30,

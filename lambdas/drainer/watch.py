@@ -9,6 +9,10 @@ One item per draining container instance in the claims table, `watch#<containerI
   stores the token and the ARNs the last poll found alive;
 - `record_stop` (the wake function, one call per "ECS Task State Change" STOPPED event) adds
   the task to `stopped`;
+- `record_draining` (the wake function, for "ECS Container Instance State Change" events with
+  status DRAINING) keeps the earliest `updatedAt` of those: the moment ECS set DRAINING, by
+  ECS's own clock, which tells the first snapshot which stopping tasks ECS counted then
+  (drainer/ecs.py `snapshot`, `listed_all`);
 - `close_watch` (the report) deletes it; its TTL backs that up.
 
 Each of `arm` and `record_stop` is ONE UpdateItem returning the item as written. DynamoDB
@@ -24,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,6 +39,10 @@ from drainer.claims import KEEP_AFTER_DEADLINE_SECONDS
 from drainer.clock import iso, parse_iso
 
 PREFIX = "watch#"
+# The ECS events the wake function records (their patterns: stacks/event_patterns.py).
+# ECS developer guide, https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_events.html
+TASK_STATE_CHANGE = "ECS Task State Change"
+INSTANCE_STATE_CHANGE = "ECS Container Instance State Change"
 # SendTaskSuccess refusals that mean the execution has moved on (its wait timed out, the token
 # is stale, the execution ended): the wake-up is no longer wanted (Step Functions API
 # reference, SendTaskSuccess, Errors).
@@ -62,8 +70,11 @@ def open_watch(
     instance_id: str | None,
     cluster: str,
     expires_at: int,
+    opened_at: datetime,
 ) -> None:
-    """Start recording the instance's task stops (replaces a watch left by an earlier drain)."""
+    """Start recording the instance's task stops (replaces a watch left by an earlier drain).
+    `opened_at`, before DRAINING is set: a DRAINING event from before it belongs to an earlier
+    drain of the instance and is not recorded."""
     call(
         "dynamodb",
         "put_item",
@@ -74,6 +85,7 @@ def open_watch(
             "instanceId": {"S": instance_id or ""},
             "cluster": {"S": cluster},
             "expiresAt": {"N": str(expires_at)},
+            "openedAt": {"N": repr(opened_at.timestamp())},
         },
     )
 
@@ -181,6 +193,46 @@ def record_stop(
             output["taskStoppedAt"] = stopped_at
         woke = _wake(token, output)
     return WOKE if woke else RECORDED
+
+
+def record_draining(table: str, container_instance_arn: str, updated_at: str) -> str:
+    """Record one container instance event with status DRAINING: keep the earliest `updatedAt`.
+
+    Every such event describes the instance after ECS set it DRAINING, so the earliest is never
+    before that moment, and is that moment once the status change's own event has come (events
+    can come late, twice or out of order: the minimum settles them). NOT_WATCHED: the instance
+    has no watch, the event is older than it, or an earlier one is already recorded."""
+    at = parse_iso(updated_at).timestamp()
+    try:
+        call(
+            "dynamodb",
+            "update_item",
+            TableName=table,
+            Key={"pk": {"S": watch_key(container_instance_arn)}},
+            UpdateExpression="SET drainingSince = :at",
+            ConditionExpression="openedAt <= :at AND "
+            "(attribute_not_exists(drainingSince) OR drainingSince > :at)",
+            ExpressionAttributeValues={":at": {"N": repr(at)}},
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return NOT_WATCHED
+    return RECORDED
+
+
+def draining_since(table: str, container_instance_arn: str) -> datetime | None:
+    """When ECS set the instance DRAINING, as its events said (None: no event recorded yet)."""
+    item = call(
+        "dynamodb",
+        "get_item",
+        TableName=table,
+        Key={"pk": {"S": watch_key(container_instance_arn)}},
+        ProjectionExpression="drainingSince",
+        ConsistentRead=True,
+    ).get("Item", {})
+    since = item.get("drainingSince", {}).get("N")
+    return datetime.fromtimestamp(float(since), UTC) if since else None
 
 
 def close_watch(table: str, container_instance_arn: str, execution_arn: str | None) -> None:

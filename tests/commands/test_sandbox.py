@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from sandbox import endpoint
 from sandbox.demo import ServerProcess, environment, run_demo
-from sandbox.deployment import REACTIVATE_RULE
+from sandbox.deployment import INSTANCE_DRAINING_RULE, REACTIVATE_RULE
 from sandbox.server import BUS_LOG_GROUP, commands
 from stacks import ROOT
 from stacks.config import load_config
@@ -244,7 +244,9 @@ def test_the_sandbox_bus_carries_the_worlds_ecs_events():
         for line in lines
         if line["detail-type"] == "ECS Container Instance State Change" and line["rules"]
     ]
-    assert draining and draining[0]["rules"] == [REACTIVATE_RULE]
+    # The rule that sets a parked instance ACTIVE again, and the one that notes when DRAINING
+    # began (events mode, drainer.toml).
+    assert draining and set(draining[0]["rules"]) == {REACTIVATE_RULE, INSTANCE_DRAINING_RULE}
 
 
 def _bus_log_once_tasks_change(logs: Any) -> list[dict[str, Any]]:

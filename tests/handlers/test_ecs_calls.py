@@ -4,9 +4,11 @@ buckets (one per operation), so every call a poll saves is capacity for another 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 import resolve
+from start_drain import COUNT_MARGIN_SECONDS
 
 from drainer import ecs, progress
 from sandbox.harness import Harness
@@ -74,6 +76,60 @@ def test_tasks_told_to_stop_since_the_count_are_part_of_the_listing(env):
     state, _ = polled(world, state)
     assert state["progress"]["tasks"]["stopping"] >= 1
     assert state["progress"]["listedAll"] is True
+
+
+@pytest.fixture
+def prompt(config):
+    """A service whose replacements run a second after they start: the scheduler tells the
+    task on the drained instance to stop a second after ECS set it DRAINING, within the start
+    function's clock margin (lambdas/start_drain.py COUNT_MARGIN_SECONDS)."""
+    world, ids = world_for(config)
+    world.add_service(CLUSTER, "web", desired=3, start_seconds=1, deregistration_delay_seconds=60)
+    with Harness(world, config) as harness:
+        yield world, ids, harness
+
+
+def told_to_stop_soon_after(world, victim, draining_at) -> bool:
+    told = [task.stopping_at for task in world.tasks_on(victim) if task.stopping_at]
+    margin = timedelta(seconds=COUNT_MARGIN_SECONDS)
+    return bool(told) and all(draining_at < at < draining_at + margin for at in told)
+
+
+def test_a_task_told_to_stop_as_draining_began_counts_by_ecs_own_moment(prompt):
+    """The instance's DRAINING event gives ECS's moment of DRAINING (the watch keeps it): the
+    task the scheduler told to stop at that moment was one ECS counted, so the first listing
+    saw every counted task and the end needs no confirming listing."""
+    world, (victim, *_), _ = prompt
+    state, draining_at = started(world, victim), world.clock.now()
+    world.clock.run_for(30)  # the bus delivers the DRAINING event to the wake function
+    assert told_to_stop_soon_after(world, victim, draining_at)
+    state, _ = polled(world, state)
+    assert state["progress"]["tasks"]["stopping"] >= 1
+    assert state["progress"]["listedAll"] is True
+    world.clock.run_for(200)
+    state, last = polled(world, state)
+    assert last == Counter(DescribeTasks=1)
+    assert state["progress"]["verdict"] == progress.COMPLETE
+
+
+def test_without_the_draining_event_the_clock_counts_and_one_list_confirms(prompt):
+    """The DRAINING event lost: the start function's clock, with its margin, cannot tell that
+    task from one told to stop before DRAINING, so the drain confirms with one listing."""
+    world, (victim, *_), harness = prompt
+    deliver = harness.eventbridge.deliver
+    harness.eventbridge.deliver = lambda event: (  # type: ignore[method-assign]
+        None if event["detail"].get("status") == "DRAINING" else deliver(event)
+    )
+    state, draining_at = started(world, victim), world.clock.now()
+    world.clock.run_for(30)
+    assert told_to_stop_soon_after(world, victim, draining_at)
+    state, _ = polled(world, state)
+    assert state["progress"]["tasks"]["stopping"] >= 1
+    assert state["progress"]["listedAll"] is False
+    world.clock.run_for(200)
+    state, last = polled(world, state)
+    assert last == Counter(DescribeTasks=1, ListTasks=1)
+    assert state["progress"]["verdict"] == progress.COMPLETE
 
 
 def undercounted(state: dict) -> dict:

@@ -17,6 +17,9 @@ FARGATE = json.loads(
     (ROOT / "tests/fixtures/aws-sample-events/ecs-task-state-change-fargate.json").read_text()
 )
 EC2 = json.loads((ROOT / "tests/fixtures/aws-sample-events/ecs-task-state-change.json").read_text())
+INSTANCE = json.loads(
+    (ROOT / "tests/fixtures/aws-sample-events/ecs-container-instance-state-change.json").read_text()
+)
 
 
 @pytest.fixture
@@ -25,6 +28,11 @@ def calls(monkeypatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(watch, "call", lambda *args, **params: made.append(args) or {})
     monkeypatch.setattr(
         watch, "record_stop", lambda *args: made.append(("record_stop", *args)) or watch.RECORDED
+    )
+    monkeypatch.setattr(
+        watch,
+        "record_draining",
+        lambda *args: made.append(("record_draining", *args)) or watch.RECORDED,
     )
     return made
 
@@ -50,6 +58,23 @@ def test_an_ec2_task_stop_is_recorded_against_its_container_instance(calls):
 
 def test_a_task_not_stopped_is_ignored(calls):
     assert wake_drain.wake(EC2, lambda: "claims", None) == {"result": wake_drain.IGNORED}
+    assert calls == []
+
+
+def test_a_draining_instance_event_records_when_draining_began(calls):
+    event = {**INSTANCE, "detail": {**INSTANCE["detail"], "status": "DRAINING"}}
+    assert wake_drain.wake(event, lambda: "claims", None) == {"result": watch.RECORDED}
+    detail = event["detail"]
+    assert calls == [
+        ("record_draining", "claims", detail["containerInstanceArn"], detail["updatedAt"])
+    ]
+
+
+def test_an_instance_event_of_another_status_or_kind_is_ignored(calls):
+    assert INSTANCE["detail"]["status"] == "ACTIVE"
+    assert wake_drain.wake(INSTANCE, lambda: "claims", None) == {"result": wake_drain.IGNORED}
+    other = {**stopped(EC2), "detail-type": "ECS Service Action"}
+    assert wake_drain.wake(other, lambda: "claims", None) == {"result": wake_drain.IGNORED}
     assert calls == []
 
 

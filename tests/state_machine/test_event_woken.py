@@ -63,15 +63,20 @@ def drained(harness: Harness) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return outcome, harness.history(delivery.execution_arn)
 
 
-def dropping_task_events(harness: Harness) -> None:
-    """The bus loses every task event (the worst case the fallback poll is there for)."""
+def dropping_task_events(harness: Harness) -> list[dict[str, Any]]:
+    """The bus loses every task event (the worst case the fallback poll is there for). Returns
+    the DRAINING container instance events it delivers (the wake function notes those)."""
     deliver = harness.eventbridge.deliver
+    draining: list[dict[str, Any]] = []
 
     def lossy(event: dict[str, Any]) -> None:
         if event.get("detail-type") != TASK_STATE_CHANGE:
+            if event["detail"].get("status") == "DRAINING":
+                draining.append(event)
             deliver(event)
 
     harness.eventbridge.deliver = lossy  # type: ignore[method-assign]
+    return draining
 
 
 def test_the_last_task_stopping_ends_the_drain_within_seconds(events):
@@ -94,7 +99,7 @@ def test_the_last_task_stopping_ends_the_drain_within_seconds(events):
 def test_a_lost_event_ends_the_drain_at_the_fallback_poll(events):
     world, (victim,) = drain_world(events)
     with Harness(world, events) as harness:
-        dropping_task_events(harness)
+        draining = dropping_task_events(harness)
         world.asg.scale_in(GROUP, victim)
         outcome, history = drained(harness)
     assert outcome["outcome"] == "drained"
@@ -108,7 +113,8 @@ def test_a_lost_event_ends_the_drain_at_the_fallback_poll(events):
         - (awaited - history[0]["timestamp"]).total_seconds(),
         abs=2,
     )
-    assert harness.invocations["WakeDrain"] == 0
+    # No task event reached the wake function: only the instance's DRAINING events did.
+    assert draining and harness.invocations["WakeDrain"] == len(draining)
 
 
 def test_duplicated_and_reordered_events_wake_the_drain_once(events):
@@ -196,11 +202,13 @@ def test_a_wake_up_after_the_execution_moved_on_is_ignored(events):
             instance_id=victim,
             cluster=CLUSTER,
             expires_at=2_000_000_000,
+            opened_at=world.clock.now(),
         )
         answer = boto3.client("lambda", region_name=REGION).invoke(
             FunctionName=function_name(WAKE_FUNCTION),
             Payload=json.dumps(
                 {
+                    "detail-type": watch.TASK_STATE_CHANGE,
                     "detail": {
                         "containerInstanceArn": instance,
                         "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/demo/late",

@@ -22,7 +22,11 @@ from sandbox.harness import CLAIMS_TABLE, Harness
 from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.definition import REACTIVATE_FUNCTION
-from stacks.event_patterns import INSTANCE_STATE_DETAIL_TYPE, instance_return_pattern
+from stacks.event_patterns import (
+    INSTANCE_STATE_DETAIL_TYPE,
+    instance_draining_pattern,
+    instance_return_pattern,
+)
 from tests.conftest import install_settings
 from tests.steps import ARN, step
 from tests.template.synthesis import as_list
@@ -190,9 +194,7 @@ def test_dry_run_only_logs_the_reactivation(env, config, capsys):
     drained_and_claimed(world, victim, "stop")
     world.clock.advance(3600)
     world.start_instance(victim)
-    install_settings(
-        config.model_copy(update={"dry_run": True}), CLAIMS_TABLE, harness.topic_arn
-    )
+    install_settings(config.model_copy(update={"dry_run": True}), CLAIMS_TABLE, harness.topic_arn)
     answer = reactivate_instance.handler(state_changes(world, victim)[-1], None)
     assert answer["dryRun"] is True and answer["reactivated"] is False
     assert "DRY RUN: would set ACTIVE" in capsys.readouterr().out
@@ -210,13 +212,13 @@ def test_the_rule_matches_only_connected_draining_instances_of_the_configured_cl
         if resource["Type"] == "AWS::Events::Rule"
         and resource["Properties"]["EventPattern"].get("source") == ["aws.ecs"]
         and resource["Properties"]["EventPattern"]["detail-type"] == [INSTANCE_STATE_DETAIL_TYPE]
+        # the other rule on these events notes when DRAINING began (events mode)
+        and resource["Properties"]["EventPattern"] != instance_draining_pattern(config)
     ]
     (rule,) = rules
     assert rule["EventPattern"] == instance_return_pattern(config)
     (target,) = rule["Targets"]
-    function_id = stack.resolve(
-        stack.get_logical_id(stack.reactivate_function.node.default_child)
-    )
+    function_id = stack.resolve(stack.get_logical_id(stack.reactivate_function.node.default_child))
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert "DeadLetterConfig" in target
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
@@ -259,10 +261,10 @@ def test_the_reactivate_role_may_set_instances_of_the_configured_clusters_and_re
         f"arn:aws:ecs:us-east-1:123456789012:container-instance/{name}/*" for name in CLUSTERS
     ]
     for action in ("dynamodb:GetItem", "dynamodb:DeleteItem"):
-        assert granted.pop(action) == [f'<{json.dumps({"Fn::GetAtt": [table, "Arn"]})}>']
+        assert granted.pop(action) == [f"<{json.dumps({'Fn::GetAtt': [table, 'Arn']})}>"]
     queue = stack.resolve(stack.get_logical_id(stack.dead_letters.node.default_child))
     # What Lambda gives up on goes to the dead-letter queue (test_asynchronous_functions.py).
-    assert granted.pop("sqs:SendMessage") == [f'<{json.dumps({"Fn::GetAtt": [queue, "Arn"]})}>']
+    assert granted.pop("sqs:SendMessage") == [f"<{json.dumps({'Fn::GetAtt': [queue, 'Arn']})}>"]
     assert {action.split(":")[0] for action in granted} == {"logs"}  # its own log group
 
 
@@ -322,4 +324,3 @@ def test_an_instance_drained_for_a_lifecycle_action_is_not_reactivated(config):
     assert sum(e["detail"]["agentConnected"] for e in draining) == 2 + 4
     assert harness.invocations[REACTIVATE_FUNCTION.name] == 2 + 4
     assert harness.lambda_errors == []
-

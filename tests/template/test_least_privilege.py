@@ -219,7 +219,7 @@ def test_no_rule_matches_a_custom_source_when_test_events_are_off(
         for rule in template["Resources"].values()
         if rule["Type"] == "AWS::Events::Rule"
     ]
-    assert len(patterns) == 6
+    assert len(patterns) == 7
     ours = {
         "LifecycleTransition": lifecycle.TERMINATING,
         "AutoScalingGroupName": GROUPS[0],

@@ -22,6 +22,7 @@ from stacks.definition import (
 from stacks.event_patterns import (
     event_patterns,
     execution_failure_pattern,
+    instance_draining_pattern,
     instance_return_pattern,
     task_stopped_pattern,
 )
@@ -58,6 +59,7 @@ def test_rules_use_the_one_pattern_definition(synthesized):
             execution_failure_pattern(stack.resolve(machine_arn)),
             instance_return_pattern(config),
             task_stopped_pattern(config),  # events mode (drainer.toml)
+            instance_draining_pattern(config),  # events mode
         ]
     )
     assert patterns == expected

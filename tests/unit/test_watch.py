@@ -4,7 +4,7 @@ the tasks alive at the last poll have all stopped, and never before (drainer/wat
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -68,6 +68,7 @@ def opened(ci: str = CI) -> None:
         instance_id="i-0aaaaaaaaaaaaaaa1",
         cluster="demo",
         expires_at=watch.expires_at(None, NOW),
+        opened_at=NOW,
     )
 
 
@@ -208,3 +209,32 @@ def test_closing_deletes_only_this_executions_watch(calls):
     assert item() == {}
     watch.close_watch(CLAIMS_TABLE, CI, EXECUTION)  # already closed: nothing to do
     assert stop(A) == watch.NOT_WATCHED
+
+
+def draining(at: datetime, ci: str = CI) -> str:
+    return watch.record_draining(CLAIMS_TABLE, ci, iso(at))
+
+
+def test_the_earliest_draining_event_is_ecs_own_moment_of_draining(calls):
+    """Every DRAINING event describes the instance after ECS set it DRAINING: the earliest,
+    whatever order they come in, is that moment; a duplicate or a later one changes nothing."""
+    opened()
+    assert watch.draining_since(CLAIMS_TABLE, CI) is None
+    later, first = NOW + timedelta(seconds=40), NOW + timedelta(seconds=1)
+    assert draining(later) == watch.RECORDED  # a task's stop came first
+    assert draining(first) == watch.RECORDED  # the status change's own event, late
+    assert [draining(first), draining(later)] == [watch.NOT_WATCHED] * 2
+    assert watch.draining_since(CLAIMS_TABLE, CI) == first
+
+
+def test_a_draining_event_from_before_the_watch_is_not_recorded(calls):
+    """An event of an earlier drain of the same instance, delivered late, is older than this
+    drain's watch: recording it would count tasks told to stop before this DRAINING."""
+    opened()
+    assert draining(NOW - timedelta(seconds=5)) == watch.NOT_WATCHED
+    assert watch.draining_since(CLAIMS_TABLE, CI) is None
+
+
+def test_a_draining_event_for_an_instance_without_a_watch_writes_nothing(calls):
+    assert draining(NOW) == watch.NOT_WATCHED
+    assert item() == {}

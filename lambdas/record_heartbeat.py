@@ -1,4 +1,6 @@
-"""Lambda: record a lifecycle heartbeat so the hook's timeout does not cut the drain."""
+"""Lambda: record a lifecycle heartbeat so the hook's timeout does not cut the drain, in the
+drain loop or, before DRAINING, while a lifecycle drain waits for its start slot
+(drainer/pacing.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,27 @@ from typing import Any
 from drainer import lifecycle_action, log, outcome, progress
 from drainer.clock import iso, utcnow
 from drainer.request import DrainRequest
+from drainer.settings import Settings, settings
 from drainer.state import Progress
 
 
 @log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> Progress:
-    return heartbeat(DrainRequest.from_state(event["request"]), event["progress"], utcnow())
+    request, current, now = DrainRequest.from_state(event["request"]), event["progress"], utcnow()
+    if current.get("drain") is None and current.get("startSlotAt"):
+        return before_start_slot(request, current, settings(), now)
+    return heartbeat(request, current, now)
+
+
+def before_start_slot(
+    request: DrainRequest, current: Progress, config: Settings, now: datetime
+) -> Progress:
+    """Not yet DRAINING: "Start draining" found the drain's start slot still ahead as the
+    heartbeat fell due (lambdas/start_drain.py). Record it, then wait for the slot again."""
+    recorded = heartbeat(request, current, now)
+    if recorded["verdict"] == progress.FINISH:  # the action ended elsewhere
+        return recorded
+    return progress.paced(request, recorded, config, now)
 
 
 def heartbeat(request: DrainRequest, current: Progress, now: datetime) -> Progress:

@@ -1,6 +1,8 @@
 """Lambda: turn a raw EventBridge event into a drain request, find its container instance and,
 for a lifecycle or rebalance drain, claim it. A lifecycle drain's instance is found later, by
 "Start draining" after the drain's start slot (drainer/pacing.py): no ECS call here for it.
+A slot past the first heartbeat is waited for in rounds, "Start draining" recording the
+heartbeat between them (lambdas/start_drain.py).
 
 Claiming here rather than in a Task of its own saves a lifecycle drain two state transitions
 (a Claim Task and its "duplicate?" Choice): "Route by event kind" sends a duplicate straight
@@ -19,7 +21,7 @@ from typing import Any
 
 from drainer import log, pacing, progress, rebalance
 from drainer.claims import UNCLAIMED, claim
-from drainer.clock import iso, parse_iso, utcnow
+from drainer.clock import iso, iso_ms, parse_iso, utcnow
 from drainer.ecs import locate
 from drainer.lifecycle_action import LIVE, NEVER, action_standing, lifecycle_state, not_ours_because
 from drainer.opt_in import TEST_EVENTS_ALLOWED, TEST_EVENTS_TAG, accepts_test_events
@@ -91,10 +93,10 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
     held: Claim = UNCLAIMED
     if request.route in CLAIMED_ROUTES:
         held = claim(config.claims_table, request, execution_arn, now)
-    pace = 0
+    pace, slot_at = 0, None
     if request.route == ROUTE_LIFECYCLE and not held["duplicate"]:
         request.other_terminate_hooks = other_terminate_hooks(request)
-        pace = _start_slot(request, config, now)
+        pace, slot_at = _start_slot(request, config, now)
     log.info(
         "resolved drain request",
         executionArn=execution_arn,
@@ -107,19 +109,22 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
     first = progress.initial(request, target, config, now, held)
     if request.route == ROUTE_LIFECYCLE:
         first["nextWaitSeconds"] = pace  # "Wait for a drain start slot"; then Start draining
+        first["startSlotAt"] = slot_at
     return {"request": request.to_state(), "target": target, "progress": first}
 
 
-def _start_slot(request: DrainRequest, config: Settings, now: datetime) -> int:
-    """Seconds to wait for the drain's start slot, never past the moment the first heartbeat
-    falls due nor past the ceiling: the heartbeat schedule and the ceiling hold as without it."""
+def _start_slot(request: DrainRequest, config: Settings, now: datetime) -> tuple[int, str]:
+    """Seconds to wait for the drain's start slot, and the slot's moment. The wait ends no
+    later than the first heartbeat falls due, nor past the ceiling: the heartbeat schedule and
+    the ceiling hold as without it. A slot further off is waited for from "Start draining",
+    which records the heartbeat and waits again (start_drain.py)."""
     delay = pacing.reserve(config.claims_table, config.drain_start_rate_per_second, now)
     since_action = (now - parse_iso(request.event_time)).total_seconds()
     limits = [delay, config.heartbeat_interval_seconds - since_action]
     left = progress.seconds_left(request, now)
     if left is not None:
         limits.append(left)
-    return max(0, math.ceil(min(limits)))
+    return max(0, math.ceil(min(limits))), iso_ms(now + timedelta(seconds=delay))
 
 
 def _our_action(request: DrainRequest, config: Settings) -> bool:

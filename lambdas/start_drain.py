@@ -6,7 +6,9 @@ not even a DynamoDB write, stands between the two-minute warning and DRAINING. F
 when it comes back (drainer/parking.py, lambdas/reactivate_instance.py). Lifecycle and
 rebalance drains were claimed by Resolve (lambdas/resolve.py). A lifecycle drain comes here
 after its start slot (drainer/pacing.py) and finds its container instance first: its first ECS
-call is paced; Spot's DRAINING is not.
+call is paced; Spot's DRAINING is not. A slot past the first heartbeat is waited for in rounds:
+each time it comes here before the slot, "Record heartbeat" keeps the action alive and it waits
+again (before_start_slot).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def handler(event: dict[str, Any], _context: Any) -> StateDocument:
     request = DrainRequest.from_state(event["request"])
     target, current, config, now = event["target"], event["progress"], settings(), utcnow()
     if target is None and request.route == ROUTE_LIFECYCLE:
+        waiting = before_start_slot(request, current, config, now)
+        if waiting is not None:
+            return {"request": request.to_state(), "target": None, "progress": waiting}
         target = locate(request.instance_id, config.cluster_names)
         if target is None:  # in no configured cluster: complete the action at once
             request.route = ROUTE_COMPLETE_ONLY
@@ -51,11 +56,37 @@ def handler(event: dict[str, Any], _context: Any) -> StateDocument:
             }
         current = {
             **current,
+            "verdict": progress.WAIT,  # not the start slot's PACE, should it have waited in rounds
             "tasksAtStart": target.get("runningTasksCount"),
-            "nextWaitSeconds": progress.first_wait(request, config, now),
+            "nextWaitSeconds": progress.first_wait(
+                request, config, now, current["lastHeartbeatAt"]
+            ),
         }
     started = start_drain(request, target, current, event["executionArn"], config, now)
     return {"request": request.to_state(), "target": target, "progress": started}
+
+
+# A start slot less than this ahead has come: another round ("Wait for a drain start slot"
+# counts whole seconds) would cost five transitions and a heartbeat for under a second.
+SLOT_TOLERANCE_SECONDS = 1.0
+
+
+def before_start_slot(
+    request: DrainRequest, current: Progress, config: Settings, now: datetime
+) -> Progress | None:
+    """A lifecycle drain come here before its start slot: the wait for it was cut at the
+    heartbeat that fell due (resolve.py). No ECS call: "Record heartbeat" records it and waits
+    for the slot again (lambdas/record_heartbeat.py). None: go on and start, the slot has come
+    (within a second: the Wait counts whole seconds) or the ceiling has, which the first poll
+    then meets as without pacing."""
+    ahead = progress.to_start_slot(current, now)
+    if ahead < SLOT_TOLERANCE_SECONDS:
+        return None
+    left = progress.seconds_left(request, now)
+    if left is not None and left <= 0:
+        return None
+    log.info("start slot still ahead", instanceId=request.instance_id, secondsToSlot=ahead)
+    return {**current, "verdict": progress.HEARTBEAT}
 
 
 def start_drain(

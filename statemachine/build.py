@@ -239,14 +239,17 @@ def definition() -> dict[str, Any]:
         ),
         PACE: wait(
             "Lifecycle drains start at drain_start_rate_per_second, so a mass refresh's first "
-            "ECS calls do not all come at once (Resolve reserved the slot; Spot never waits)",
+            "ECS calls do not all come at once (Resolve reserved the slot; Spot never waits). "
+            "Never past the next heartbeat: a slot further off is waited for in rounds, with a "
+            "heartbeat between them",
             "$.progress.nextWaitSeconds",
             START,
         ),
         START: invoke(
             "StartDrain",
             "Find a lifecycle drain's container instance; set it to DRAINING; then claim a Spot "
-            "drain (nothing stands before DRAINING in the two minutes)",
+            "drain (nothing stands before DRAINING in the two minutes). Before a lifecycle "
+            "drain's start slot (the heartbeat fell due first): nothing but the heartbeat",
             parts("request", "target", "progress"),
             CHECK,
         ),
@@ -260,6 +263,7 @@ def definition() -> dict[str, Any]:
                 verdict(progress.COMPLETE, COMPLETE),
                 verdict(progress.FINISH, REPORT),
                 verdict(progress.AWAIT, AWAIT),
+                verdict(progress.PACE, PACE),
             ],
             WAIT,  # progress.WAIT
         ),
@@ -287,7 +291,8 @@ def definition() -> dict[str, Any]:
         HEARTBEAT: invoke(
             "RecordHeartbeat",
             "Keep the lifecycle action alive well before the hook's heartbeat timeout; an "
-            "action completed or expired elsewhere ends the drain",
+            "action completed or expired elsewhere ends the drain. Before DRAINING, then wait "
+            "again for the start slot",
             parts("request", "progress"),
             CHECK,
             writes=PROGRESS,

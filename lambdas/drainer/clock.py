@@ -13,6 +13,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_ms(moment: datetime) -> str:
+    """iso() to the millisecond, for a moment a whole second would misplace (a start slot)."""
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
 def parse_iso(text: str) -> datetime:
     """Parse the timestamps EventBridge and this package write ('…Z', optional fraction)."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -36,7 +36,11 @@ STOP_STANDALONE = "stop-standalone"  # standalone task policy "stop": stop them,
 CEILING = "ceiling"  # lifecycle: maximum drain time reached; straggler policy, then complete
 COMPLETE = "complete"  # lifecycle: the drain is over; complete the action
 FINISH = "finish"  # nothing left to do but report the outcome
-VERDICTS = (WAIT, AWAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH)
+# lifecycle, before DRAINING: the start slot lies past the heartbeat just recorded; wait for it
+# again ("Wait for a drain start slot", then "Start draining"). Before its slot "Start
+# draining" answers HEARTBEAT, and "Record heartbeat" this.
+PACE = "pace"
+VERDICTS = (WAIT, AWAIT, HEARTBEAT, STOP_STANDALONE, CEILING, COMPLETE, FINISH, PACE)
 # The drains whose waits events may end (settings.drain_end_detection = "events"). Spot keeps
 # its short timer polls: two minutes leave nothing to save.
 AWAITING_KINDS = (LIFECYCLE, REBALANCE)
@@ -104,6 +108,7 @@ def initial(
         "tasksCutShort": 0,
         "throttledPolls": 0,
         "drain": None,
+        "startSlotAt": None,  # a lifecycle drain's start slot (Resolve, drainer/pacing.py)
         # Read by the rescue path (ASL "Rescue: was the instance draining?") after a failure.
         "rescueWaitSeconds": settings.rescue_wait_seconds,
     }
@@ -125,10 +130,14 @@ def seconds_left(request: DrainRequest, now: datetime) -> float | None:
     return (parse_iso(request.deadline) - now).total_seconds() - margin
 
 
-def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
+def first_wait(
+    request: DrainRequest, settings: Settings, now: datetime, last_heartbeat_at: str | None = None
+) -> int:
     """The first poll's wait. Lifecycle drains add a per-instance phase (0 to one interval,
     from the instance id): 500 instances of one refresh then poll spread over the interval
-    instead of all at once against ECS's token buckets. Spot keeps its short fixed wait."""
+    instead of all at once against ECS's token buckets. Spot keeps its short fixed wait.
+    The next heartbeat falls due an interval after `last_heartbeat_at` (default: the action's
+    start; a drain that waited past it for its start slot recorded one since)."""
     if request.kind == SPOT:
         return next_wait(
             settings.spot_poll_interval_seconds,
@@ -137,8 +146,23 @@ def first_wait(request: DrainRequest, settings: Settings, now: datetime) -> int:
         )
     interval = settings.poll_interval_seconds
     phase = zlib.crc32((request.instance_id or "").encode()) % interval
-    since_action_start = {"lastHeartbeatAt": request.event_time}
-    return _next_wait(request, since_action_start, settings, now, interval + phase)
+    since = {"lastHeartbeatAt": last_heartbeat_at or request.event_time}
+    return _next_wait(request, since, settings, now, interval + phase)
+
+
+def to_start_slot(progress: Progress, now: datetime) -> float:
+    """Seconds until the drain's start slot (Resolve's startSlotAt); 0 or less: it has come."""
+    slot = progress.get("startSlotAt")
+    return (parse_iso(slot) - now).total_seconds() if slot else 0.0
+
+
+def paced(request: DrainRequest, progress: Progress, settings: Settings, now: datetime) -> Progress:
+    """Before DRAINING, with the start slot still ahead and a heartbeat just recorded: wait for
+    the slot again ("Wait for a drain start slot"), never past the next heartbeat or the
+    ceiling."""
+    seconds = to_start_slot(progress, now)
+    waits = _next_wait(request, progress, settings, now, seconds)
+    return {**progress, "verdict": PACE, "nextWaitSeconds": waits}
 
 
 def _next_wait(

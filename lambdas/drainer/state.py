@@ -110,6 +110,10 @@ class Progress(TypedDict):
     ending: str | None  # drainer/outcome.py OUTCOMES; None while the drain goes on
     # start_drain
     drain: DrainStarted | None
+    # resolve: when a lifecycle drain's start slot comes (drainer/pacing.py; to the
+    # millisecond); None for other drains. Before it, start_drain makes no ECS call and
+    # record_heartbeat keeps the action alive.
+    startSlotAt: str | None
     # poll_tasks (the wait also: stop_tasks)
     polls: int
     nextWaitSeconds: int

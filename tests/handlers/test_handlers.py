@@ -401,3 +401,84 @@ def test_a_real_spot_warning_is_not_asked_for_the_opt_in(test_source_env):
     state = resolved(world, world.spot_interrupt(victim))  # aws.ec2, no tag
     assert state["request"]["route"] == "drain-spot"
     assert not any(call.service == "ec2" for call in world.api_calls)
+
+
+def paced_state(world, victim, monkeypatch, slot_in: float) -> dict:
+    """A lifecycle drain whose start slot is `slot_in` seconds after its event."""
+    from drainer import pacing
+
+    monkeypatch.setattr(pacing, "reserve", lambda *args: slot_in)
+    return lifecycle_state(world, victim)
+
+
+def test_start_draining_before_the_slot_calls_nothing_and_asks_for_the_heartbeat(
+    env, config, monkeypatch
+):
+    world, (victim, *_), _ = env
+    interval = config.heartbeat_timeout_seconds // 3
+    state = paced_state(world, victim, monkeypatch, 1_000)
+    assert state["progress"]["nextWaitSeconds"] == interval  # cut at the first heartbeat
+    world.clock.run_for(interval)
+    calls = len(world.api_calls)
+    waiting = step("Start draining", state)
+    assert world.api_calls[calls:] == []  # neither ECS nor Auto Scaling
+    assert waiting["target"] is None and waiting["progress"]["drain"] is None
+    assert waiting["progress"]["verdict"] == progress.HEARTBEAT
+
+
+def test_the_heartbeat_before_the_slot_waits_for_it_again(env, config, monkeypatch):
+    world, (victim, other, *_), _ = env
+    interval = config.heartbeat_timeout_seconds // 3
+    state = paced_state(world, victim, monkeypatch, 1_000)
+    world.clock.run_for(interval)
+    beat = step("Record heartbeat", step("Start draining", state))["progress"]
+    (action,) = world.lifecycle_actions
+    assert len(action.heartbeats) == 1 and beat["heartbeats"] == 1
+    assert beat["lastHeartbeatAt"] == iso(world.clock.now())
+    assert beat["verdict"] == progress.PACE
+    assert beat["nextWaitSeconds"] == 1_000 - interval  # the slot, before the next heartbeat
+    # A slot further off: again no later than the next heartbeat.
+    farther = paced_state(world, other, monkeypatch, 5_000)
+    world.clock.run_for(interval)
+    beat = step("Record heartbeat", step("Start draining", farther))["progress"]
+    assert (beat["verdict"], beat["nextWaitSeconds"]) == (progress.PACE, interval)
+
+
+def test_an_action_ended_before_the_slot_ends_the_drain(env, config, monkeypatch):
+    world, (victim, *_), _ = env
+    state = paced_state(world, victim, monkeypatch, 1_000)
+    world.clock.run_for(config.heartbeat_timeout_seconds // 3)
+    step("Complete lifecycle action", state)
+    ended = step("Record heartbeat", step("Start draining", state))["progress"]
+    assert (ended["verdict"], ended["ending"]) == (progress.FINISH, "action-ended-externally")
+    assert not any(call.service == "ecs" for call in world.api_calls)
+
+
+def test_start_draining_at_the_slot_starts_and_counts_heartbeats_from_the_last(
+    env, config, monkeypatch
+):
+    world, (victim, *_), _ = env
+    interval = config.heartbeat_timeout_seconds // 3
+    state = paced_state(world, victim, monkeypatch, 900)
+    world.clock.run_for(interval)
+    state = step("Record heartbeat", step("Start draining", state))
+    world.clock.run_for(state["progress"]["nextWaitSeconds"])
+    started = step("Start draining", state)
+    assert started["target"]["cluster"] == CLUSTER
+    assert started["progress"]["drain"]["changed"] is True
+    assert started["progress"]["verdict"] == progress.WAIT  # the loop, not the slot's rounds
+    # The first poll's wait: up to the heartbeat due an interval after the one recorded.
+    since = world.clock.now() - datetime.fromisoformat(
+        started["progress"]["lastHeartbeatAt"].replace("Z", "+00:00")
+    )
+    assert 0 < started["progress"]["nextWaitSeconds"] <= interval - since.total_seconds() + 1
+
+
+def test_start_draining_past_the_ceiling_starts_as_without_pacing(env, config, monkeypatch):
+    world, (victim, *_), _ = env
+    state = paced_state(world, victim, monkeypatch, 10**9)
+    world.clock.run_for(config.heartbeat_timeout_seconds // 3)
+    # The ceiling reached (a shorter max_drain_seconds): the first poll then meets it.
+    past = {**state["request"], "deadline": iso(world.clock.now() - timedelta(seconds=1))}
+    started = step("Start draining", {**state, "request": past})
+    assert started["target"] is not None and started["progress"]["drain"] is not None

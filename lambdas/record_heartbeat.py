@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import lifecycle_action, log, outcome, progress
 from drainer.clock import iso, utcnow
 from drainer.request import DrainRequest
-from drainer.state import Progress
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Progress
 
 
 @log.per_invocation

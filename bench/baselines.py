@@ -36,12 +36,8 @@ from bench.scenarios import (
     start_drain,
 )
 from bench.sim import World
-from drainer.schedule import (
-    HISTORY_EVENT_QUOTA,
-    MAX_LIFECYCLE_SECONDS,
-    ceiling_seconds,
-    drain_cost,
-)
+from drainer.history import HISTORY_EVENT_QUOTA, drain_cost
+from drainer.schedule import MAX_LIFECYCLE_SECONDS, ceiling_seconds
 from stacks.config import ConfigError, DrainerConfig, validate
 
 FIXED_POLL_SECONDS = 30
@@ -70,7 +66,7 @@ def fixed_poll_config(product: DrainerConfig) -> tuple[DrainerConfig, str | None
 
 def computed_ceiling_drain(drainer: str, config: DrainerConfig) -> DrainMeasure:
     """A drain to the 48-hour ceiling, from the same per-poll counts configuration validation
-    uses (drainer.schedule.drain_cost). Marked as failing if it would exceed the quota."""
+    uses (drainer.history.drain_cost). Marked as failing if it would exceed the quota."""
     heartbeat_every = config.heartbeat_timeout_seconds // 3
     seconds = ceiling_seconds(config.max_drain_seconds, config.heartbeat_timeout_seconds)
     cost = drain_cost(config.poll_schedule, seconds, heartbeat_every, to_ceiling=True)

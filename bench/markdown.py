@@ -118,8 +118,8 @@ def markdown(result: BenchResult) -> str:
         "## Cold start",
         "",
         f"Median of {cold.repetitions} fresh interpreters (`python -B -X importtime`, nothing "
-        "precompiled, as on Lambda), boto3 and handler runs interleaved while the refresh "
-        "simulation occupies the other core: compare the ratios, not the milliseconds. "
+        "precompiled, as on Lambda), boto3 and handler runs interleaved, measured first, "
+        "before the simulations start: compare the ratios, not the milliseconds. "
         "Deployment package (`lambdas/` zipped without "
         f"{', '.join(cold.exclude)}): {cold.package_bytes / 1024:.1f} KiB, {cold.package_files} "
         f"files ({cold.unpacked_bytes / 1024:.1f} KiB unpacked).",

@@ -92,7 +92,7 @@ def simulation_notes(plan: Any, deregistration: float) -> list[str]:
         f"Unrelated events: {plan.unrelated_stops:,} standalone tasks exit on "
         f"{detection.UNRELATED_INSTANCES} ACTIVE instances over ten minutes, none draining; "
         "their events go through the stack's real rules.",
-        "Rows marked 'computed' come from drainer.schedule.drain_cost, the same per-poll counts "
+        "Rows marked 'computed' come from drainer.history.drain_cost, the same per-poll counts "
         "configuration validation uses (checked against the measured 48 h drain in a full run).",
         "Wall-time speedups of the simulation (no change to what it simulates; bench/sim.py): "
         "the ASL parse cached per definition and deep-copied per execution, one boto3 Lambda "
@@ -128,7 +128,7 @@ def findings(result: BenchResult, product: DrainerConfig, refusal: str | None) -
     computed = baselines.computed_ceiling_drain(PRODUCT, product)
     if measured is not None and measured.status == "measured":
         found.append(
-            "drainer.schedule.drain_cost (what configuration validation checks) against the "
+            "drainer.history.drain_cost (what configuration validation checks) against the "
             f"measured 48 h drain: {computed.history_events:,} history events predicted, "
             f"{measured.history_events:,} measured; {computed.transitions:,} transitions "
             f"predicted, {measured.transitions:,} measured."

@@ -7,21 +7,24 @@ ends with its action completed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import log, outcome
 from drainer.clock import utcnow
 from drainer.lifecycle_action import complete_if_ours, left_to
-from drainer.parsers import request_of
 from drainer.request import DrainRequest
 from drainer.settings import Settings, settings
-from drainer.state import Claim, Completion
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Claim, Completion
 
 
 @log.per_invocation
 def handler(event: dict[str, Any], _context: Any) -> Completion:
     config = settings()
     if "state" in event:  # the rescue path
+        from drainer.parsers import request_of  # the rescue path only: no drain compiles it
+
         document = event["state"]
         request = request_of(
             document, event.get("executionInput"), config.test_event_source, utcnow()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -16,7 +16,9 @@ from drainer.ecs import InstanceGone, TaskSnapshot, alive_before, snapshot
 from drainer.request import DrainRequest
 from drainer.services import classifier
 from drainer.settings import EVENTS, Settings, settings
-from drainer.state import Progress, Target
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Progress, Target
 
 
 @log.per_invocation

@@ -5,13 +5,15 @@ drain loop or, before DRAINING, while a lifecycle drain waits for its start slot
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import lifecycle_action, log, outcome, progress
 from drainer.clock import iso, utcnow
 from drainer.request import DrainRequest
 from drainer.settings import Settings, settings
-from drainer.state import Progress
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Progress
 
 
 @log.per_invocation

@@ -5,11 +5,13 @@ The policy, and what replacing does, are in drainer/rebalance.py.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import log, rebalance
 from drainer.settings import settings
-from drainer.state import Replacement
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Replacement
 
 
 @log.per_invocation

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import log, pacing, progress, rebalance
 from drainer.claims import UNCLAIMED, claim
@@ -44,7 +44,9 @@ from drainer.request import (
 )
 from drainer.schedule import ceiling_seconds
 from drainer.settings import Settings, settings
-from drainer.state import Claim, StateDocument
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Claim, StateDocument
 
 # Routes whose drain is claimed here; the Spot route claims after DRAINING ("Start draining").
 CLAIMED_ROUTES = frozenset({ROUTE_LIFECYCLE}) | rebalance.CLAIMED_ROUTES

@@ -14,13 +14,12 @@ again (before_start_slot).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import log, outcome, progress, watch
 from drainer.claims import claim
 from drainer.clock import iso, utcnow
 from drainer.ecs import InstanceGone, locate, set_draining
-from drainer.parking import park, should_park
 from drainer.reporting import drain_started
 from drainer.request import (
     ROUTE_COMPLETE_ONLY,
@@ -30,7 +29,9 @@ from drainer.request import (
     DrainRequest,
 )
 from drainer.settings import EVENTS, Settings, settings
-from drainer.state import Progress, StateDocument, Target
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Progress, StateDocument, Target
 
 COUNT_MARGIN_SECONDS = 2
 
@@ -110,6 +111,9 @@ def start_drain(
     if started.get("tasksAtStart") is None:  # located by a list, without counts
         started["tasksAtStart"] = drain.get("tasksCounted")
     if request.kind == SPOT:
+        # Spot drains only (parking a stop/hibernate), after DRAINING: no other drain compiles it
+        from drainer.parking import park, should_park
+
         claimed = claim(config.claims_table, request, execution_arn, now)
         if claimed["duplicate"]:
             return {**started, "claim": claimed, **progress.finished(outcome.DUPLICATE)}

@@ -4,7 +4,7 @@ or every task left when the ceiling is reached (straggler policy)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import ecs, log
 from drainer.clock import parse_iso, utcnow
@@ -12,7 +12,9 @@ from drainer.ecs import InstanceGone
 from drainer.request import DrainRequest
 from drainer.schedule import grace_wait
 from drainer.settings import Settings, settings
-from drainer.state import Progress, Target
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Progress, Target
 
 STANDALONE = "standalone"
 STRAGGLERS = "stragglers"

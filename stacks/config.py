@@ -26,19 +26,16 @@ from pydantic import (
     model_validator,
 )
 
+from drainer.history import HISTORY_EVENT_BUDGET, awaited_drain_cost, drain_cost, heartbeat_gaps
 from drainer.notices import DEFAULT_NOTIFY, STARTED, notify_problems
 from drainer.notices import EVENT_SOURCE as DRAIN_EVENT_SOURCE
 from drainer.schedule import (
     HEARTBEAT_MARGIN_SECONDS,
-    HISTORY_EVENT_BUDGET,
     MAX_LIFECYCLE_SECONDS,
     PollSchedule,
-    awaited_drain_cost,
     ceiling_seconds,
-    drain_cost,
     global_timeout_seconds,
     heartbeat_budget_seconds,
-    heartbeat_gaps,
     heartbeat_interval_seconds,
 )
 from drainer.settings import EVENTS, Settings

@@ -9,6 +9,7 @@ StartExecution's idempotency by name cannot do this job.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -16,9 +17,10 @@ from drainer import log
 from drainer.aws import call, error_code
 from drainer.clock import parse_iso
 from drainer.request import LIFECYCLE, DrainRequest
-from drainer.state import Claim
+from drainer.schedule import KEEP_AFTER_DEADLINE_SECONDS
 
-KEEP_AFTER_DEADLINE_SECONDS = 86_400  # late duplicates are still recognised for a day
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Claim
 
 
 # The claim of a drain that claimed nothing (yet: a Spot drain claims after DRAINING).

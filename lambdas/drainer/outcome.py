@@ -7,7 +7,7 @@ README's runbook headings: keep them stable.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer.clock import parse_iso
 from drainer.request import (
@@ -19,7 +19,9 @@ from drainer.request import (
     ROUTE_TEST_EVENT_REFUSED,
     DrainRequest,
 )
-from drainer.state import Completion
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Completion
 
 DRAINED = "drained"
 CEILING = "ceiling"

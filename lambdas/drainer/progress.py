@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import zlib
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drainer import outcome
 from drainer.claims import UNCLAIMED
 from drainer.clock import iso, parse_iso
-from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, REBALANCE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
 from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule, next_wait
 from drainer.settings import EVENTS, Settings
-from drainer.state import Claim, Progress
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.ecs import TaskSnapshot
+    from drainer.state import Claim, Progress
 
 # What the loop does next ("Check drain progress").
 WAIT = "wait"  # wait, then poll again (the Choice's default)

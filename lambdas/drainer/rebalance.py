@@ -13,13 +13,17 @@ the instance (the stack grants the call on the configured groups only).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from botocore.exceptions import ClientError
 
 from drainer import log, outcome
 from drainer.aws import call, error_code, error_message
 from drainer.request import ROUTE_IGNORE, ROUTE_REBALANCE_DRAIN, ROUTE_REBALANCE_REPLACE
 from drainer.settings import Settings
-from drainer.state import Replacement
+
+if TYPE_CHECKING:  # type hints only: no cold start compiles these
+    from drainer.state import Replacement
 
 POLICY_ROUTES = {
     "ignore": ROUTE_IGNORE,

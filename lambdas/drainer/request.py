@@ -37,6 +37,9 @@ class EventError(ValueError):
 
 @dataclass
 class DrainRequest:
+    """An event, whatever its kind, as the drain sees it (its docstring spares dataclass() the
+    signature it would render into one on every cold start)."""
+
     kind: str
     instance_id: str | None
     reason: str

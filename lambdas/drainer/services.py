@@ -25,6 +25,9 @@ CACHE_SECONDS = 3600
 
 @dataclass
 class Cached:
+    """A cluster's cache entry as read (a docstring: dataclass() would render one from the
+    signature on every cold start)."""
+
     daemons: set[str] = field(default_factory=set)
     others: set[str] = field(default_factory=set)
     fresh: bool = False

@@ -22,6 +22,9 @@ EVENTS, POLL = "events", "poll"
 
 @dataclass(frozen=True)
 class Settings:
+    """The validated configuration (stacks/config.py); its docstring spares dataclass() the
+    signature it would render into one on every cold start."""
+
     cluster_names: tuple[str, ...]
     auto_scaling_group_names: tuple[str, ...]
     lifecycle_hook_name: str

@@ -35,8 +35,8 @@ from botocore.exceptions import ClientError
 
 from drainer import log
 from drainer.aws import call, error_code
-from drainer.claims import KEEP_AFTER_DEADLINE_SECONDS
 from drainer.clock import iso, parse_iso
+from drainer.schedule import KEEP_AFTER_DEADLINE_SECONDS
 
 PREFIX = "watch#"
 # The ECS events the wake function records (their patterns: stacks/event_patterns.py).

@@ -11,12 +11,8 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from drainer.schedule import (
-    HISTORY_EVENT_QUOTA,
-    awaited_drain_cost,
-    ceiling_seconds,
-    drain_cost,
-)
+from drainer.history import HISTORY_EVENT_QUOTA, awaited_drain_cost, drain_cost
+from drainer.schedule import ceiling_seconds
 from sandbox.harness import Harness, ScenarioRecord
 from simulated_aws import World
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for

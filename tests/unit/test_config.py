@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from drainer.schedule import HISTORY_EVENT_QUOTA, drain_cost
+from drainer.history import HISTORY_EVENT_QUOTA, drain_cost
 from stacks.config import ConfigError, DrainerConfig, environment_bytes, load_config, validate
 from tests.conftest import ROOT
 from tests.reliability import tally

@@ -99,9 +99,10 @@ def test_a_task_told_to_stop_as_draining_began_counts_by_ecs_own_moment(prompt):
     """The instance's DRAINING event gives ECS's moment of DRAINING (the watch keeps it): the
     task the scheduler told to stop at that moment was one ECS counted, so the first listing
     saw every counted task and the end needs no confirming listing."""
-    world, (victim, *_), _ = prompt
+    world, (victim, *_), harness = prompt
     state, draining_at = started(world, victim), world.clock.now()
-    world.clock.run_for(30)  # the bus delivers the DRAINING event to the wake function
+    # The bus delivers the DRAINING event to the wake function (the clock waits for it).
+    world.clock.run_for(30, active=harness.running)
     assert told_to_stop_soon_after(world, victim, draining_at)
     state, _ = polled(world, state)
     assert state["progress"]["tasks"]["stopping"] >= 1
@@ -121,7 +122,7 @@ def test_without_the_draining_event_the_clock_counts_and_one_list_confirms(promp
         None if event["detail"].get("status") == "DRAINING" else deliver(event)
     )
     state, draining_at = started(world, victim), world.clock.now()
-    world.clock.run_for(30)
+    world.clock.run_for(30, active=harness.running)
     assert told_to_stop_soon_after(world, victim, draining_at)
     state, _ = polled(world, state)
     assert state["progress"]["tasks"]["stopping"] >= 1

@@ -59,6 +59,7 @@ setup: $(VENV_STAMP) $(NODE_STAMP)
 
 lint: $(VENV_STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # asl-validator exits 0 when given no file at all, so an empty list is an error here.
 validate-asl: $(NODE_STAMP)

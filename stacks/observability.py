@@ -127,8 +127,9 @@ def _widgets(stack: DrainerStack) -> list[list[cloudwatch.IWidget]]:
             _graph(
                 "Drain duration (s): p50, p95, max",
                 [
-                    _metric(stack, "DrainDurationSeconds", statistic, Kind=kind, Outcome=outcome)
-                    .with_(label=f"{kind} {outcome} {statistic}")
+                    _metric(
+                        stack, "DrainDurationSeconds", statistic, Kind=kind, Outcome=outcome
+                    ).with_(label=f"{kind} {outcome} {statistic}")
                     for kind, outcome in DURATIONS
                     for statistic in ("p50", "p95", "Maximum")
                 ],

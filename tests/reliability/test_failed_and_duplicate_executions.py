@@ -322,8 +322,7 @@ def test_an_execution_aborted_during_its_own_grace_gets_only_the_rest(config):
         (began,) = [
             e["timestamp"]
             for e in harness.history(aborted[0])
-            if (e.get("stateEnteredEventDetails") or {}).get("name")
-            == rescue_execution.GRACE_STATE
+            if (e.get("stateEnteredEventDetails") or {}).get("name") == rescue_execution.GRACE_STATE
         ]
         event = status_change(harness, aborted[0])
         assert event["detail"]["status"] == "ABORTED" and action.active

@@ -213,7 +213,7 @@ def test_a_wake_up_after_the_execution_moved_on_is_ignored(events):
                         "containerInstanceArn": instance,
                         "taskArn": "arn:aws:ecs:us-east-1:123456789012:task/demo/late",
                         "lastStatus": "STOPPED",
-                    }
+                    },
                 }
             ),
         )

@@ -193,15 +193,18 @@ def test_a_drain_puts_its_start_and_outcome_on_the_bus_and_is_notified_only_if_i
     )
     assert started["source"] == finished["source"] == notices.EVENT_SOURCE
     assert started["resources"] == finished["resources"] == [delivery.execution_arn]
-    assert started["detail"].items() >= {
-        "event": "started",
-        "instanceId": victim,
-        "kind": "lifecycle",
-        "cluster": CLUSTER,
-        "autoScalingGroupName": GROUP,
-        "dryRun": False,
-        "executionArn": delivery.execution_arn,
-    }.items()
+    assert (
+        started["detail"].items()
+        >= {
+            "event": "started",
+            "instanceId": victim,
+            "kind": "lifecycle",
+            "cluster": CLUSTER,
+            "autoScalingGroupName": GROUP,
+            "dryRun": False,
+            "executionArn": delivery.execution_arn,
+        }.items()
+    )
     assert finished["detail"]["outcome"] == "drained"
     assert finished["detail"] == outcome  # the fields of the SNS message
     assert notified == []  # drained: not among the default notify_outcomes

@@ -122,7 +122,7 @@ def _start_slot(request: DrainRequest, config: Settings, now: datetime) -> tuple
     which records the heartbeat and waits again (start_drain.py)."""
     delay = pacing.reserve(config.claims_table, config.drain_start_rate_per_second, now)
     since_action = (now - parse_iso(request.event_time)).total_seconds()
-    limits = [delay, config.heartbeat_interval_seconds - since_action]
+    limits = [delay, progress.heartbeat_gap(request, {"heartbeats": 0}, config) - since_action]
     left = progress.seconds_left(request, now)
     if left is not None:
         limits.append(left)

@@ -59,9 +59,7 @@ def handler(event: dict[str, Any], _context: Any) -> StateDocument:
             **current,
             "verdict": progress.WAIT,  # not the start slot's PACE, should it have waited in rounds
             "tasksAtStart": target.get("runningTasksCount"),
-            "nextWaitSeconds": progress.first_wait(
-                request, config, now, current["lastHeartbeatAt"]
-            ),
+            "nextWaitSeconds": progress.first_wait(request, config, now, current),
         }
     started = start_drain(request, target, current, event["executionArn"], config, now)
     return {"request": request.to_state(), "target": target, "progress": started}

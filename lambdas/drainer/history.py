@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from drainer.schedule import (
     PollSchedule,
+    first_heartbeat_phases,
     heartbeat_interval_seconds,
     next_wait,
     rescue_wait_seconds,
@@ -37,12 +38,17 @@ HISTORY_EVENT_BUDGET = 20_000  # what configuration may use, leaving room for re
 def walk(schedule: PollSchedule, seconds: int, heartbeat_interval: int) -> tuple[int, int]:
     """Polls and heartbeats of a lifecycle drain that reaches its ceiling after `seconds`,
     each wait chosen as progress.py chooses it (the first without its per-instance phase:
-    the most polls)."""
-    now = last_heartbeat = 0.0
+    the most polls; the first heartbeat as early as its phase can make it: the most
+    heartbeats)."""
+    now = 0.0
+    # The earliest first heartbeat, as if the last one had been that much before the start.
+    last_heartbeat = -float(first_heartbeat_phases(heartbeat_interval) - 1)
     polls = heartbeats = 0
     interval: int | None = None
     wait = next_wait(
-        schedule.poll_interval_seconds, seconds_left=seconds, heartbeat_due_in=heartbeat_interval
+        schedule.poll_interval_seconds,
+        seconds_left=seconds,
+        heartbeat_due_in=last_heartbeat + heartbeat_interval,
     )
     while True:
         now += wait

@@ -21,7 +21,12 @@ from drainer import outcome
 from drainer.claims import UNCLAIMED
 from drainer.clock import iso, parse_iso
 from drainer.request import LIFECYCLE, REBALANCE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
-from drainer.schedule import SPOT_FINISH_MARGIN_SECONDS, PollSchedule, next_wait
+from drainer.schedule import (
+    SPOT_FINISH_MARGIN_SECONDS,
+    PollSchedule,
+    first_heartbeat_phases,
+    next_wait,
+)
 from drainer.settings import EVENTS, Settings
 
 if TYPE_CHECKING:  # type hints only: no cold start compiles these
@@ -133,13 +138,13 @@ def seconds_left(request: DrainRequest, now: datetime) -> float | None:
 
 
 def first_wait(
-    request: DrainRequest, settings: Settings, now: datetime, last_heartbeat_at: str | None = None
+    request: DrainRequest, settings: Settings, now: datetime, current: Progress | None = None
 ) -> int:
     """The first poll's wait. Lifecycle drains add a per-instance phase (0 to one interval,
     from the instance id): 500 instances of one refresh then poll spread over the interval
     instead of all at once against ECS's token buckets. Spot keeps its short fixed wait.
-    The next heartbeat falls due an interval after `last_heartbeat_at` (default: the action's
-    start; a drain that waited past it for its start slot recorded one since)."""
+    The next heartbeat falls due after the last one `current` recorded (without one: after the
+    action's start; a drain that waited past it for its start slot recorded one since)."""
     if request.kind == SPOT:
         return next_wait(
             settings.spot_poll_interval_seconds,
@@ -148,7 +153,7 @@ def first_wait(
         )
     interval = settings.poll_interval_seconds
     phase = zlib.crc32((request.instance_id or "").encode()) % interval
-    since = {"lastHeartbeatAt": last_heartbeat_at or request.event_time}
+    since = current or {"lastHeartbeatAt": request.event_time, "heartbeats": 0}
     return _next_wait(request, since, settings, now, interval + phase)
 
 
@@ -179,8 +184,10 @@ def _next_wait(
     back-off asked for. A heartbeat verdict counts from now (it is recorded before the wait)."""
     due_in = None
     if request.kind == LIFECYCLE:
-        since = 0.0 if progress.get("verdict") == HEARTBEAT else _since_heartbeat(progress, now)
-        due_in = settings.heartbeat_interval_seconds - since
+        if progress.get("verdict") == HEARTBEAT:  # recorded before the wait: a full interval
+            due_in = float(settings.heartbeat_interval_seconds)
+        else:
+            due_in = heartbeat_gap(request, progress, settings) - _since_heartbeat(progress, now)
     return next_wait(seconds, seconds_left=seconds_left(request, now), heartbeat_due_in=due_in)
 
 
@@ -233,7 +240,7 @@ def _verdict(
         return {**update, **ended(request, DRAINED)}
     if left is not None and left <= 0:
         return {**update, **ended(request, OUT_OF_TIME), "tasksCutShort": tasks.alive}
-    if request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
+    if request.kind == LIFECYCLE and _heartbeat_due(request, progress, settings, now):
         return {**update, "verdict": HEARTBEAT}
     if tasks.standalone and _standalone_stop_due(request, settings, elapsed):
         return {**update, "verdict": STOP_STANDALONE}
@@ -272,7 +279,7 @@ def after_throttling(
     if left is not None and left <= 0:
         alive = (progress.get("tasks") or {}).get("alive", 0)
         progress.update(ended(request, OUT_OF_TIME), tasksCutShort=alive)
-    elif request.kind == LIFECYCLE and _heartbeat_due(progress, settings, now):
+    elif request.kind == LIFECYCLE and _heartbeat_due(request, progress, settings, now):
         progress["verdict"] = HEARTBEAT
     else:
         progress["verdict"] = WAIT
@@ -297,8 +304,29 @@ def _since_heartbeat(progress: Progress | dict[str, Any], now: datetime) -> floa
     return (now - parse_iso(progress["lastHeartbeatAt"])).total_seconds()
 
 
-def _heartbeat_due(progress: Progress, settings: Settings, now: datetime) -> bool:
-    return _since_heartbeat(progress, now) >= settings.heartbeat_interval_seconds
+def heartbeat_gap(
+    request: DrainRequest, progress: Progress | dict[str, Any], settings: Settings
+) -> float:
+    """Seconds from the last heartbeat (or the action's start) to the next one due.
+
+    The first comes early by a per-instance phase of up to half the interval (from the instance
+    id): every drain of a mass refresh has the same event time, so without it their first
+    heartbeats, and the polls that record them, would all fall due in the same second and meet
+    ECS's token buckets at once (a refresh of 5,000 instances did: 774 DescribeTasks a second).
+    Later heartbeats follow an interval after the one before, so they keep the spread. Early is
+    always safe: each heartbeat restarts the hook's timeout."""
+    interval = settings.heartbeat_interval_seconds
+    if progress.get("heartbeats"):
+        return float(interval)
+    phases = first_heartbeat_phases(interval)
+    phase = zlib.crc32(f"heartbeat {request.instance_id or ''}".encode()) % phases
+    return float(interval - phase)
+
+
+def _heartbeat_due(
+    request: DrainRequest, progress: Progress, settings: Settings, now: datetime
+) -> bool:
+    return _since_heartbeat(progress, now) >= heartbeat_gap(request, progress, settings)
 
 
 def _standalone_stop_due(request: DrainRequest, settings: Settings, elapsed: float) -> bool:

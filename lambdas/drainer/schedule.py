@@ -43,6 +43,12 @@ def heartbeat_interval_seconds(heartbeat_timeout_seconds: int) -> int:
     return heartbeat_timeout_seconds // HEARTBEATS_PER_TIMEOUT
 
 
+def first_heartbeat_phases(heartbeat_interval: int) -> int:
+    """How many per-instance phases (whole seconds) the first heartbeat may come early by: up
+    to half an interval (drainer/progress.py heartbeat_gap)."""
+    return max(1, heartbeat_interval // 2)
+
+
 def heartbeat_budget_seconds(heartbeat_timeout_seconds: int) -> int:
     """Every gap between heartbeats the schedule allows must stay below this."""
     return heartbeat_timeout_seconds - HEARTBEAT_MARGIN_SECONDS

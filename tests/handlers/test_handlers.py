@@ -13,6 +13,7 @@ from drainer import claims, outcome, progress
 from drainer.clock import iso
 from drainer.request import DrainRequest
 from sandbox.harness import Harness
+from tests.handlers.test_ecs_calls import first_heartbeat_gap
 from tests.steps import ARN, step
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
@@ -415,8 +416,8 @@ def test_start_draining_before_the_slot_calls_nothing_and_asks_for_the_heartbeat
     env, config, monkeypatch
 ):
     world, (victim, *_), _ = env
-    interval = config.heartbeat_timeout_seconds // 3
     state = paced_state(world, victim, monkeypatch, 1_000)
+    interval = first_heartbeat_gap(state)
     assert state["progress"]["nextWaitSeconds"] == interval  # cut at the first heartbeat
     world.clock.run_for(interval)
     calls = len(world.api_calls)
@@ -428,8 +429,8 @@ def test_start_draining_before_the_slot_calls_nothing_and_asks_for_the_heartbeat
 
 def test_the_heartbeat_before_the_slot_waits_for_it_again(env, config, monkeypatch):
     world, (victim, other, *_), _ = env
-    interval = config.heartbeat_timeout_seconds // 3
     state = paced_state(world, victim, monkeypatch, 1_000)
+    interval = first_heartbeat_gap(state)
     world.clock.run_for(interval)
     beat = step("Record heartbeat", step("Start draining", state))["progress"]
     (action,) = world.lifecycle_actions
@@ -441,7 +442,8 @@ def test_the_heartbeat_before_the_slot_waits_for_it_again(env, config, monkeypat
     farther = paced_state(world, other, monkeypatch, 5_000)
     world.clock.run_for(interval)
     beat = step("Record heartbeat", step("Start draining", farther))["progress"]
-    assert (beat["verdict"], beat["nextWaitSeconds"]) == (progress.PACE, interval)
+    full = config.heartbeat_timeout_seconds // 3  # after a heartbeat, a full interval
+    assert (beat["verdict"], beat["nextWaitSeconds"]) == (progress.PACE, full)
 
 
 def test_an_action_ended_before_the_slot_ends_the_drain(env, config, monkeypatch):

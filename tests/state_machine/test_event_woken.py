@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import await_stops
 import boto3
 import pytest
 
-from drainer import watch
+from drainer import progress, watch
+from drainer.settings import settings
 from sandbox.deployment import CLAIMS_TABLE, function_name
 from sandbox.eventbridge import DeliveryModel
 from sandbox.harness import REGION, Harness
@@ -63,6 +65,13 @@ def drained(harness: Harness) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return outcome, harness.history(delivery.execution_arn)
 
 
+def first_heartbeat_gap(instance_id: str) -> float:
+    """When a drain of this instance records its first heartbeat (drainer/progress.py), with
+    the deployed settings (inside the harness)."""
+    request = SimpleNamespace(instance_id=instance_id)  # all heartbeat_gap reads of a request
+    return progress.heartbeat_gap(request, {"heartbeats": 0}, settings())  # type: ignore[arg-type]
+
+
 def dropping_task_events(harness: Harness) -> list[dict[str, Any]]:
     """The bus loses every task event (the worst case the fallback poll is there for). Returns
     the DRAINING container instance events it delivers (the wake function notes those)."""
@@ -102,14 +111,16 @@ def test_a_lost_event_ends_the_drain_at_the_fallback_poll(events):
         draining = dropping_task_events(harness)
         world.asg.scale_in(GROUP, victim)
         outcome, history = drained(harness)
+        first = first_heartbeat_gap(victim)
     assert outcome["outcome"] == "drained"
     assert [wake["Error"] for wake in wakes(history)] == ["States.Timeout"]
     (awaited,) = entered(history, AWAIT)
     (completed,) = entered(history, "Complete lifecycle action")
     # The first wait awaits from the first poll on; its timeout is the fallback poll, cut to
-    # the heartbeat due 600 s after the action began.
+    # the first heartbeat due (up to 600 s after the action began, by the instance's phase).
+    assert events.heartbeat_timeout_seconds // 6 < first <= events.heartbeat_timeout_seconds // 3
     assert (completed - awaited).total_seconds() == pytest.approx(
-        min(events.fallback_poll_seconds, events.heartbeat_timeout_seconds // 3)
+        min(events.fallback_poll_seconds, first)
         - (awaited - history[0]["timestamp"]).total_seconds(),
         abs=2,
     )

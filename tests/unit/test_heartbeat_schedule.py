@@ -232,8 +232,9 @@ def test_a_throttled_poll_never_carries_the_wait_past_a_heartbeat():
     state = {
         **progress.initial(request, None, settings, START),
         "pollIntervalSeconds": 600,
+        "heartbeats": 11,  # two hours in: the first heartbeat's phase is long past
     }
-    # 599 s after the action started: no heartbeat due yet, but one second from it.
+    # 599 s after the last heartbeat: no heartbeat due yet, but one second from it.
     now = START + timedelta(hours=2, seconds=-1)
     state["startedAt"] = iso(START)
     state["lastHeartbeatAt"] = iso(now - timedelta(seconds=599))
@@ -251,6 +252,7 @@ def test_a_wait_cut_short_by_a_heartbeat_keeps_the_back_off(config):
         **progress.initial(request, None, settings, START),
         "pollIntervalSeconds": settings.max_poll_interval_seconds,
         "lastHeartbeatAt": iso(START + timedelta(hours=2)),
+        "heartbeats": 11,
     }
     now = START + timedelta(hours=2, seconds=settings.heartbeat_interval_seconds - 10)
     cut = progress.decide(request, state, TaskSnapshot(service=["web"]), settings, now)
@@ -338,3 +340,31 @@ def test_the_margin_covers_the_tasks_on_the_way_to_each_heartbeat():
     failed_arming += retrier["MaxAttempts"] * retrier["MaxDelaySeconds"]
     after_it = ("Poll tasks", "Record heartbeat")
     assert failed_arming + sum(one_slow_attempt_and_retry(states[n]) for n in after_it) <= needed
+
+
+def test_the_first_heartbeat_comes_early_by_a_per_instance_phase(config):
+    """A refresh's drains share one event time: their first heartbeats spread over the second
+    half of the interval instead of falling due, with their polls, in the same second. Later
+    ones follow a full interval after the one before."""
+    settings = install_settings(config)
+    interval = settings.heartbeat_interval_seconds
+    gaps = set()
+    for n in range(200):
+        request = request_until(START + timedelta(hours=47))
+        request.instance_id = f"i-{n:017x}"
+        first = progress.initial(request, None, settings, START)
+        gap = progress.heartbeat_gap(request, first, settings)
+        assert interval / 2 < gap <= interval
+        gaps.add(gap)
+        assert progress.heartbeat_gap(request, {**first, "heartbeats": 1}, settings) == interval
+        # Due exactly at its own gap, not before.
+        alive = TaskSnapshot(service=["web"])
+        early = START + timedelta(seconds=gap - 1)
+        assert (
+            progress.decide(request, first, alive, settings, early)["verdict"] != progress.HEARTBEAT
+        )
+        due = START + timedelta(seconds=gap)
+        assert (
+            progress.decide(request, first, alive, settings, due)["verdict"] == progress.HEARTBEAT
+        )
+    assert len(gaps) > 150  # spread, not one moment

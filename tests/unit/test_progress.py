@@ -99,15 +99,14 @@ def test_daemon_tasks_get_a_grace_period_then_are_cut_short(settings):
 
 
 def test_heartbeat_due_after_a_third_of_the_hook_timeout(settings):
+    """At the latest: the first one comes up to half an interval early, by the instance's phase
+    (tests/unit/test_heartbeat_schedule.py)."""
     request = lifecycle_request()
     busy = TaskSnapshot(service=["s"])
-    assert (
-        after(request, settings, settings.heartbeat_interval_seconds - 1, busy)["verdict"] in WAITS
-    )
-    assert (
-        after(request, settings, settings.heartbeat_interval_seconds, busy)["verdict"]
-        == "heartbeat"
-    )
+    first = progress.heartbeat_gap(request, {"heartbeats": 0}, settings)
+    assert settings.heartbeat_interval_seconds / 2 < first <= settings.heartbeat_interval_seconds
+    assert after(request, settings, first - 1, busy)["verdict"] in WAITS
+    assert after(request, settings, first, busy)["verdict"] == "heartbeat"
 
 
 def test_ceiling_reached(settings):
@@ -236,9 +235,10 @@ def test_events_mode_awaits_the_stops_of_a_lifecycle_drain(events):
     # ECS stops daemon tasks last: the wait waits for the others.
     assert result["awaitedTasks"] == ["s", "t", "x"]
     assert result["aliveTasks"] == ["d", "s", "t", "x"]
-    # min(fallback poll 900 s, the heartbeat due 600 s after the action began)
-    assert events.fallback_poll_seconds > events.heartbeat_interval_seconds - 30
-    assert result["nextWaitSeconds"] == events.heartbeat_interval_seconds - 30
+    # min(fallback poll 900 s, the first heartbeat due, by this instance's phase)
+    first = progress.heartbeat_gap(lifecycle_request(), {"heartbeats": 0}, events)
+    assert events.fallback_poll_seconds > first - 30
+    assert result["nextWaitSeconds"] == first - 30
     assert result["pollIntervalSeconds"] == events.poll_interval_seconds  # the back-off's own
 
 
@@ -246,6 +246,7 @@ def test_an_awaited_wait_never_passes_the_next_heartbeat_or_the_ceiling(events):
     state = progress.initial(lifecycle_request(), None, events, START)
     due_in = 100
     state["lastHeartbeatAt"] = iso(START + timedelta(seconds=30 + due_in - 600))
+    state["heartbeats"] = 1  # a full interval after the last
     result = after(lifecycle_request(), events, 30, TaskSnapshot(service=["s"]), state)
     assert (result["verdict"], result["nextWaitSeconds"]) == (progress.AWAIT, due_in)
     near_the_ceiling = replace(lifecycle_request(), deadline=iso(START + timedelta(seconds=90)))

@@ -119,21 +119,15 @@ def arm(
         values[":alive"] = {"SS": alive}
     else:
         update += " REMOVE alive"
-    try:
-        item = call(
-            "dynamodb",
-            "update_item",
-            TableName=table,
-            Key={"pk": {"S": watch_key(container_instance_arn)}},
-            UpdateExpression=update,
-            ConditionExpression="attribute_not_exists(pk) OR executionArn = :execution",
-            ExpressionAttributeNames={"#token": "token"},
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
+    item = _update(
+        table,
+        container_instance_arn,
+        update,
+        values,
+        condition="attribute_not_exists(pk) OR executionArn = :execution",
+        ExpressionAttributeNames={"#token": "token"},
+    )
+    if item is None:
         log.warning("watch held by another execution; waiting for the timeout")
         return False
     if not _all_stopped(item):
@@ -145,13 +139,11 @@ def arm(
     if item.get("wokeAtArmingFor", {}).get("S") == awaited:
         log.warning("stops recorded but the poll found the tasks alive; waiting for the fallback")
         return False
-    call(
-        "dynamodb",
-        "update_item",
-        TableName=table,
-        Key={"pk": {"S": watch_key(container_instance_arn)}},
-        UpdateExpression="SET wokeAtArmingFor = :awaited",
-        ExpressionAttributeValues={":awaited": {"S": awaited}},
+    _update(
+        table,
+        container_instance_arn,
+        "SET wokeAtArmingFor = :awaited",
+        {":awaited": {"S": awaited}},
     )
     return _wake(token, {"wokenBy": ALREADY_STOPPED, "at": iso(now)})
 
@@ -166,20 +158,14 @@ def record_stop(
     """Record one STOPPED event (`stopped_at`: the event's, for the wake-up's output).
     NOT_WATCHED: the instance is not draining (one DynamoDB call, nothing else); WOKE: it was
     the last task the armed wait waited for."""
-    try:
-        item = call(
-            "dynamodb",
-            "update_item",
-            TableName=table,
-            Key={"pk": {"S": watch_key(container_instance_arn)}},
-            UpdateExpression="ADD stopped :task",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":task": {"SS": [task_arn]}},
-            ReturnValues="ALL_NEW",
-        )["Attributes"]
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
+    item = _update(
+        table,
+        container_instance_arn,
+        "ADD stopped :task",
+        {":task": {"SS": [task_arn]}},
+        condition="attribute_exists(pk)",
+    )
+    if item is None:
         return NOT_WATCHED
     # The drain's own ids on these lines, as on every line of its execution.
     ids = {key: item.get(key, {}).get("S") or None for key in ("instanceId", "executionArn")}
@@ -203,22 +189,15 @@ def record_draining(table: str, container_instance_arn: str, updated_at: str) ->
     can come late, twice or out of order: the minimum settles them). NOT_WATCHED: the instance
     has no watch, the event is older than it, or an earlier one is already recorded."""
     at = parse_iso(updated_at).timestamp()
-    try:
-        call(
-            "dynamodb",
-            "update_item",
-            TableName=table,
-            Key={"pk": {"S": watch_key(container_instance_arn)}},
-            UpdateExpression="SET drainingSince = :at",
-            ConditionExpression="openedAt <= :at AND "
-            "(attribute_not_exists(drainingSince) OR drainingSince > :at)",
-            ExpressionAttributeValues={":at": {"N": repr(at)}},
-        )
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
-        return NOT_WATCHED
-    return RECORDED
+    written = _update(
+        table,
+        container_instance_arn,
+        "SET drainingSince = :at",
+        {":at": {"N": repr(at)}},
+        condition="openedAt <= :at AND "
+        "(attribute_not_exists(drainingSince) OR drainingSince > :at)",
+    )
+    return NOT_WATCHED if written is None else RECORDED
 
 
 def draining_since(table: str, container_instance_arn: str) -> datetime | None:
@@ -251,6 +230,36 @@ def close_watch(table: str, container_instance_arn: str, execution_arn: str | No
     except ClientError as error:
         if error_code(error) != "ConditionalCheckFailedException":
             raise
+
+
+def _update(
+    table: str,
+    container_instance_arn: str,
+    update: str,
+    values: dict[str, Any],
+    condition: str | None = None,
+    **extra: Any,
+) -> dict[str, Any] | None:
+    """One UpdateItem of the watch item, returning the item as written; None when `condition`
+    failed."""
+    params: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+    try:
+        answer = call(
+            "dynamodb",
+            "update_item",
+            TableName=table,
+            Key={"pk": {"S": watch_key(container_instance_arn)}},
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+            **params,
+            **extra,
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return None
+    return answer.get("Attributes", {})
 
 
 def _all_stopped(item: dict[str, Any]) -> bool:

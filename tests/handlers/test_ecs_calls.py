@@ -97,41 +97,37 @@ def told_to_stop_soon_after(world, victim, draining_at) -> bool:
     return bool(told) and all(draining_at < at < draining_at + margin for at in told)
 
 
-def test_a_task_told_to_stop_as_draining_began_counts_by_ecs_own_moment(prompt):
-    """The instance's DRAINING event gives ECS's moment of DRAINING (the watch keeps it): the
-    task the scheduler told to stop at that moment was one ECS counted, so the first listing
-    saw every counted task and the end needs no confirming listing."""
+@pytest.mark.parametrize(
+    ("draining_event", "listed_all", "at_the_end"),
+    [
+        # ECS's own moment of DRAINING (the watch keeps it): the task the scheduler told to
+        # stop a second later counts, the first listing saw every counted task, and the end
+        # needs no confirming listing.
+        ("delivered", True, Counter(DescribeTasks=1)),
+        # The event lost: the start function's clock, with its margin, cannot tell that task
+        # from one told to stop before DRAINING, so the drain confirms with one listing.
+        ("lost", False, Counter(DescribeTasks=1, ListTasks=1)),
+    ],
+)
+def test_a_task_told_to_stop_as_draining_began_counts_by_ecs_own_moment(
+    prompt, draining_event, listed_all, at_the_end
+):
     world, (victim, *_), harness = prompt
+    if draining_event == "lost":
+        deliver = harness.eventbridge.deliver
+        harness.eventbridge.deliver = lambda event: (  # type: ignore[method-assign]
+            None if event["detail"].get("status") == "DRAINING" else deliver(event)
+        )
     state, draining_at = started(world, victim), world.clock.now()
     # The bus delivers the DRAINING event to the wake function (the clock waits for it).
     world.clock.run_for(30, active=harness.running)
     assert told_to_stop_soon_after(world, victim, draining_at)
     state, _ = polled(world, state)
     assert state["progress"]["tasks"]["stopping"] >= 1
-    assert state["progress"]["listedAll"] is True
+    assert state["progress"]["listedAll"] is listed_all
     world.clock.run_for(200)
     state, last = polled(world, state)
-    assert last == Counter(DescribeTasks=1)
-    assert state["progress"]["verdict"] == progress.COMPLETE
-
-
-def test_without_the_draining_event_the_clock_counts_and_one_list_confirms(prompt):
-    """The DRAINING event lost: the start function's clock, with its margin, cannot tell that
-    task from one told to stop before DRAINING, so the drain confirms with one listing."""
-    world, (victim, *_), harness = prompt
-    deliver = harness.eventbridge.deliver
-    harness.eventbridge.deliver = lambda event: (  # type: ignore[method-assign]
-        None if event["detail"].get("status") == "DRAINING" else deliver(event)
-    )
-    state, draining_at = started(world, victim), world.clock.now()
-    world.clock.run_for(30, active=harness.running)
-    assert told_to_stop_soon_after(world, victim, draining_at)
-    state, _ = polled(world, state)
-    assert state["progress"]["tasks"]["stopping"] >= 1
-    assert state["progress"]["listedAll"] is False
-    world.clock.run_for(200)
-    state, last = polled(world, state)
-    assert last == Counter(DescribeTasks=1, ListTasks=1)
+    assert last == at_the_end
     assert state["progress"]["verdict"] == progress.COMPLETE
 
 

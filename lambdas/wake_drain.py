@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from drainer import log, watch
-from drainer.clock import utcnow
+from drainer.clock import parse_iso, utcnow
 from drainer.settings import settings
 
 IGNORED = "ignored"
@@ -52,9 +52,17 @@ def _instance_draining(
     detail: dict[str, Any], table: Callable[[], str], _now: datetime
 ) -> dict[str, Any]:
     instance, updated_at = detail.get("containerInstanceArn"), detail.get("updatedAt")
-    if not instance or not isinstance(updated_at, str) or detail.get("status") != "DRAINING":
+    if not instance or detail.get("status") != "DRAINING":
         return {"result": IGNORED}
-    return {"result": watch.record_draining(table(), instance, updated_at)}
+    try:
+        moment = parse_iso(updated_at) if isinstance(updated_at, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        # Nothing to record: the first poll counts by the clock, as without the event.
+        log.warning("DRAINING event without a readable updatedAt; ignored", updatedAt=updated_at)
+        return {"result": IGNORED}
+    return {"result": watch.record_draining(table(), instance, moment)}
 
 
 PARSERS = {watch.TASK_STATE_CHANGE: _task_stopped, watch.INSTANCE_STATE_CHANGE: _instance_draining}

@@ -181,14 +181,14 @@ def record_stop(
     return WOKE if woke else RECORDED
 
 
-def record_draining(table: str, container_instance_arn: str, updated_at: str) -> str:
+def record_draining(table: str, container_instance_arn: str, updated_at: datetime) -> str:
     """Record one container instance event with status DRAINING: keep the earliest `updatedAt`.
 
     Every such event describes the instance after ECS set it DRAINING, so the earliest is never
     before that moment, and is that moment once the status change's own event has come (events
     can come late, twice or out of order: the minimum settles them). NOT_WATCHED: the instance
     has no watch, the event is older than it, or an earlier one is already recorded."""
-    at = parse_iso(updated_at).timestamp()
+    at = updated_at.timestamp()
     written = _update(
         table,
         container_instance_arn,

@@ -11,6 +11,7 @@ import pytest
 import wake_drain
 
 from drainer import watch
+from drainer.clock import parse_iso
 from tools.offline import ROOT
 
 FARGATE = json.loads(
@@ -66,8 +67,22 @@ def test_a_draining_instance_event_records_when_draining_began(calls):
     assert wake_drain.wake(event, lambda: "claims", None) == {"result": watch.RECORDED}
     detail = event["detail"]
     assert calls == [
-        ("record_draining", "claims", detail["containerInstanceArn"], detail["updatedAt"])
+        (
+            "record_draining",
+            "claims",
+            detail["containerInstanceArn"],
+            parse_iso(detail["updatedAt"]),
+        )
     ]
+
+
+@pytest.mark.parametrize("updated_at", [None, 1481042466991, "yesterday"])
+def test_a_draining_event_without_a_readable_moment_is_ignored(calls, updated_at):
+    detail = {**INSTANCE["detail"], "status": "DRAINING", "updatedAt": updated_at}
+    assert wake_drain.wake({**INSTANCE, "detail": detail}, lambda: "claims", None) == {
+        "result": wake_drain.IGNORED
+    }
+    assert calls == []
 
 
 def test_an_instance_event_of_another_status_or_kind_is_ignored(calls):

@@ -212,7 +212,7 @@ def test_closing_deletes_only_this_executions_watch(calls):
 
 
 def draining(at: datetime, ci: str = CI) -> str:
-    return watch.record_draining(CLAIMS_TABLE, ci, iso(at))
+    return watch.record_draining(CLAIMS_TABLE, ci, at)
 
 
 def test_the_earliest_draining_event_is_ecs_own_moment_of_draining(calls):

@@ -12,10 +12,11 @@ from botocore.exceptions import ClientError
 from drainer import lifecycle_action, log, outcome, progress, watch
 from drainer.aws import AwsTransientError, Throttled
 from drainer.clock import iso, parse_iso, utcnow
-from drainer.ecs import InstanceGone, TaskSnapshot, alive_before, snapshot
+from drainer.ecs import InstanceGone
 from drainer.request import DrainRequest
 from drainer.services import classifier
 from drainer.settings import EVENTS, Settings, settings
+from drainer.tasks import TaskSnapshot, alive_before, snapshot
 
 if TYPE_CHECKING:  # type hints only: no cold start compiles these
     from drainer.state import Progress, Target
@@ -66,7 +67,7 @@ def poll(
 
 
 def counted_at(target: Target, current: Progress, config: Settings) -> datetime | None:
-    """From when a task told to stop was one ECS counted as it set DRAINING (drainer/ecs.py
+    """From when a task told to stop was one ECS counted as it set DRAINING (drainer/tasks.py
     `snapshot`; only the first snapshot asks). In events mode, ECS's own moment from the
     instance's DRAINING event when the watch has it (drainer/watch.py `record_draining`): a
     task the service scheduler told to stop right after DRAINING then counts, and the

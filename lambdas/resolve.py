@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from drainer import log, pacing, progress, rebalance
-from drainer.claims import UNCLAIMED, claim
+from drainer.claims import claim
 from drainer.clock import iso, iso_ms, parse_iso, utcnow
 from drainer.ecs import locate
 from drainer.lifecycle_action import LIVE, NEVER, action_standing, lifecycle_state, not_ours_because
@@ -92,7 +92,7 @@ def resolve(raw: Any, execution_arn: str, config: Settings, now: datetime) -> St
             request.route = request.route if target else ROUTE_FINISH
     elif request.kind == INVALID and _our_action(request, config):
         request.route = ROUTE_COMPLETE_ONLY  # never leave an action open, even on a bad event
-    held: Claim = UNCLAIMED
+    held: Claim = progress.UNCLAIMED
     if request.route in CLAIMED_ROUTES:
         held = claim(config.claims_table, request, execution_arn, now)
     pace, slot_at = 0, None

@@ -103,7 +103,7 @@ def start_drain(
         drain = {"changed": False, "gone": str(gone)}  # the next poll ends the drain as "gone"
     if drain.get("tasksCounted") is not None:
         # After the count, with a margin for clocks: a task told to stop at or after this
-        # moment was desired RUNNING when ECS counted (drainer/ecs.py snapshot).
+        # moment was desired RUNNING when ECS counted (drainer/tasks.py snapshot).
         drain["countedAt"] = iso(utcnow() + timedelta(seconds=COUNT_MARGIN_SECONDS))
     started: Progress = {**current, "drain": drain}
     if started.get("tasksAtStart") is None:  # located by a list, without counts

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from drainer import ecs, log
+from drainer import log
 from drainer.clock import parse_iso, utcnow
 from drainer.ecs import InstanceGone
 from drainer.request import DrainRequest
 from drainer.schedule import grace_wait
 from drainer.settings import Settings, settings
+from drainer.tasks import alive_before, snapshot, stop_tasks
 
 if TYPE_CHECKING:  # type hints only: no cold start compiles these
     from drainer.state import Progress, Target
@@ -40,11 +41,11 @@ def stop(
         )
         return {**current, "nextWaitSeconds": 0}
     try:
-        tasks, _, _ = ecs.snapshot(
+        tasks, _, _ = snapshot(
             dict(target),
             set(current["daemonServices"]),
             set(current["knownServices"]),
-            ecs.alive_before(dict(current)),
+            alive_before(dict(current)),
         )
     except InstanceGone:
         return {**current, "nextWaitSeconds": 0}
@@ -53,7 +54,7 @@ def stop(
     else:
         victims = tasks.service + tasks.daemon + tasks.standalone
         reason = "ecs-drainer: drain ceiling reached"
-    stopped = ecs.stop_tasks(target["cluster"], victims, reason, request.dry_run)
+    stopped = stop_tasks(target["cluster"], victims, reason, request.dry_run)
     wait = current["nextWaitSeconds"]
     if scope == STRAGGLERS and stopped:
         # No heartbeat comes before the completion: the grace fits in the heartbeat budget.

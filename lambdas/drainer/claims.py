@@ -23,10 +23,6 @@ if TYPE_CHECKING:  # type hints only: no cold start compiles these
     from drainer.state import Claim
 
 
-# The claim of a drain that claimed nothing (yet: a Spot drain claims after DRAINING).
-UNCLAIMED: Claim = {"duplicate": False, "key": None, "owner": None}
-
-
 def claim_key(request: DrainRequest) -> str:
     if request.kind == LIFECYCLE:
         return f"{request.kind}#{request.instance_id}#{request.lifecycle_hook_name}"

@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from drainer import outcome
-from drainer.claims import UNCLAIMED
 from drainer.clock import iso, parse_iso
 from drainer.request import LIFECYCLE, REBALANCE, ROUTE_COMPLETE_ONLY, SPOT, DrainRequest
 from drainer.schedule import (
@@ -30,8 +29,8 @@ from drainer.schedule import (
 from drainer.settings import EVENTS, Settings
 
 if TYPE_CHECKING:  # type hints only: no cold start compiles these
-    from drainer.ecs import TaskSnapshot
     from drainer.state import Claim, Progress
+    from drainer.tasks import TaskSnapshot
 
 # What the loop does next ("Check drain progress").
 WAIT = "wait"  # wait, then poll again (the Choice's default)
@@ -64,6 +63,11 @@ ENDINGS: dict[tuple[str, str], tuple[str, str]] = {
     (SPOT, GONE): (FINISH, outcome.INSTANCE_GONE),
     (SPOT, OUT_OF_TIME): (FINISH, outcome.SPOT_INTERRUPTED),
 }
+
+
+# The claim of a drain that claimed nothing (yet: a Spot drain claims after DRAINING). Here, not
+# in drainer/claims.py, so that the handlers that never claim do not compile the claims.
+UNCLAIMED: Claim = {"duplicate": False, "key": None, "owner": None}
 
 
 def ended(request: DrainRequest, found: str) -> dict[str, str]:

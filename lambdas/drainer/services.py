@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from drainer import log
 from drainer.aws import AwsTransientError, Throttled, call
-from drainer.ecs import Classifier, describe_daemon_services
+from drainer.tasks import Classifier, describe_daemon_services
 
 CACHE_SECONDS = 3600
 
@@ -38,7 +38,7 @@ def cache_key(cluster: str) -> str:
 
 
 def classifier(table: str, now: datetime) -> Classifier:
-    """A classifier for drainer.ecs.snapshot that reads and fills the cluster's cache."""
+    """A classifier for drainer.tasks.snapshot that reads and fills the cluster's cache."""
 
     def classify(cluster: str, names: list[str]) -> set[str]:
         cached = _read(table, cluster, now)

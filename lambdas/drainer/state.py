@@ -120,10 +120,10 @@ class Progress(TypedDict):
     pollIntervalSeconds: int | None  # the back-off's own interval
     tasks: TaskCounts | None
     # ARNs of the tasks the last poll found alive: what the next poll describes and what the
-    # event-woken wait arms with (drainer/ecs.py, drainer/watch.py)
+    # event-woken wait arms with (drainer/tasks.py, drainer/watch.py)
     aliveTasks: list[str]
     # the first snapshot listed at least tasksCounted tasks desired RUNNING: it saw them all,
-    # so no later poll lists again (drainer/ecs.py snapshot)
+    # so no later poll lists again (drainer/tasks.py snapshot)
     listedAll: bool
     # Of those, the ones an event-woken wait waits for: all but daemon tasks, which ECS stops
     # last (drainer/progress.py AWAIT)

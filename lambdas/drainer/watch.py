@@ -12,7 +12,7 @@ One item per draining container instance in the claims table, `watch#<containerI
 - `record_draining` (the wake function, for "ECS Container Instance State Change" events with
   status DRAINING) keeps the earliest `updatedAt` of those: the moment ECS set DRAINING, by
   ECS's own clock, which tells the first snapshot which stopping tasks ECS counted then
-  (drainer/ecs.py `snapshot`, `listed_all`);
+  (drainer/tasks.py `snapshot`, `listed_all`);
 - `close_watch` (the report) deletes it; its TTL backs that up.
 
 Each of `arm` and `record_stop` is ONE UpdateItem returning the item as written. DynamoDB

@@ -10,7 +10,7 @@ import pytest
 import resolve
 from start_drain import COUNT_MARGIN_SECONDS
 
-from drainer import ecs, progress
+from drainer import ecs, progress, tasks
 from drainer.request import DrainRequest
 from drainer.settings import settings
 from sandbox.harness import Harness
@@ -175,8 +175,8 @@ def test_describes_go_by_one_hundred(monkeypatch):
         batches.append(len(params["tasks"]))
         return {"tasks": [{"taskArn": arn, "lastStatus": "RUNNING"} for arn in params["tasks"]]}
 
-    monkeypatch.setattr(ecs, "call", fake)
-    assert len(ecs._alive("c", [f"arn:{n}" for n in range(250)])) == 250
+    monkeypatch.setattr(tasks, "call", fake)
+    assert len(tasks._alive("c", [f"arn:{n}" for n in range(250)])) == 250
     assert batches == [100, 100, 50]
 
 

@@ -24,7 +24,10 @@ NEVER = {"drainer.state", "drainer.history"}
 RARE = {
     "complete_action": {"drainer.parsers"},  # the rescue path's raw event
     "report_outcome": {"drainer.parsers"},  # the rescue path's raw event
-    "start_drain": {"drainer.parking"},  # Spot drains only
+    "start_drain": {"drainer.parking", "drainer.tasks"},  # Spot drains only; no task reads
+    "resolve": {"drainer.tasks"},  # it finds the instance, never reads its tasks
+    "poll_tasks": {"drainer.claims"},  # it never claims a drain
+    "record_heartbeat": {"drainer.claims", "drainer.ecs"},
     "await_stops": {"drainer.claims"},  # the watch needs the claims' retention only
     "wake_drain": {"drainer.claims"},
 }

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from drainer import progress
 from drainer.clock import iso
-from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, DrainRequest
 from drainer.schedule import (
     CEILING_MARGIN_SECONDS,
@@ -34,6 +33,7 @@ from drainer.schedule import (
     global_timeout_seconds,
     grace_wait,
 )
+from drainer.tasks import TaskSnapshot
 from stacks.config import ConfigError, DrainerConfig, validate
 from stacks.definition import DEFINITION_FILE, FUNCTIONS
 from tests.conftest import install_settings
@@ -212,12 +212,12 @@ def test_every_heartbeat_comes_in_time(
     with (
         mock.patch.object(record_heartbeat.lifecycle_action, "record_heartbeat"),
         mock.patch.object(
-            stop_tasks.ecs,
+            stop_tasks,
             "snapshot",
             return_value=(TaskSnapshot(service=["web"], standalone=["batch"]), set(), set()),
         ),
         mock.patch.object(
-            stop_tasks.ecs, "stop_tasks", side_effect=lambda cluster, victims, *_: victims
+            stop_tasks, "stop_tasks", side_effect=lambda cluster, victims, *_: victims
         ),
     ):
         drain = simulate(config, polls, fail_at)

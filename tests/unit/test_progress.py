@@ -9,8 +9,8 @@ import pytest
 
 from drainer import outcome, progress
 from drainer.clock import iso
-from drainer.ecs import TaskSnapshot
 from drainer.request import LIFECYCLE, SPOT, DrainRequest
+from drainer.tasks import TaskSnapshot
 from tests.conftest import install_settings
 from tests.worlds import with_settings
 

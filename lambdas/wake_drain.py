@@ -34,7 +34,8 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
 
 def wake(event: dict[str, Any], table: Callable[[], str], now: datetime) -> dict[str, Any]:
     """`table`: the claims table's name, asked for only when the event is worth a call."""
-    parse = PARSERS.get(event.get("detail-type"))
+    kind = event.get("detail-type")
+    parse = PARSERS.get(kind) if isinstance(kind, str) else None
     return parse(event.get("detail") or {}, table, now) if parse else {"result": IGNORED}
 
 
@@ -42,9 +43,9 @@ def _task_stopped(
     detail: dict[str, Any], table: Callable[[], str], now: datetime
 ) -> dict[str, Any]:
     instance, task = detail.get("containerInstanceArn"), detail.get("taskArn")
-    if not instance or not task or detail.get("lastStatus") != "STOPPED":
+    if not (_named(instance) and _named(task)) or detail.get("lastStatus") != "STOPPED":
         return {"result": IGNORED}
-    stopped_at = detail.get("stoppedAt")
+    stopped_at = detail.get("stoppedAt") if isinstance(detail.get("stoppedAt"), str) else None
     return {"result": watch.record_stop(table(), instance, task, now, stopped_at)}
 
 
@@ -52,7 +53,7 @@ def _instance_draining(
     detail: dict[str, Any], table: Callable[[], str], _now: datetime
 ) -> dict[str, Any]:
     instance, updated_at = detail.get("containerInstanceArn"), detail.get("updatedAt")
-    if not instance or detail.get("status") != "DRAINING":
+    if not _named(instance) or detail.get("status") != "DRAINING":
         return {"result": IGNORED}
     try:
         moment = parse_iso(updated_at) if isinstance(updated_at, str) else None
@@ -63,6 +64,11 @@ def _instance_draining(
         log.warning("DRAINING event without a readable updatedAt; ignored", updatedAt=updated_at)
         return {"result": IGNORED}
     return {"result": watch.record_draining(table(), instance, moment)}
+
+
+def _named(arn: Any) -> bool:
+    """An ARN the watch can be keyed by; anything else is not an event ECS sent."""
+    return isinstance(arn, str) and arn != ""
 
 
 PARSERS = {watch.TASK_STATE_CHANGE: _task_stopped, watch.INSTANCE_STATE_CHANGE: _instance_draining}

@@ -9,6 +9,8 @@ from typing import Any
 import await_stops
 import pytest
 import wake_drain
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drainer import watch
 from drainer.clock import parse_iso
@@ -110,3 +112,42 @@ def test_the_await_function_arms_with_the_awaited_tasks(monkeypatch):
     ((arming),) = armed
     assert (arming["ci"], arming["token"], arming["alive"]) == ("ci", "t", ["a", "b"])
     assert arming["execution_arn"] == "arn:x"
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=30),
+    st.lists(st.text(max_size=10), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    base=st.sampled_from([EC2, INSTANCE]),
+    field=st.sampled_from(
+        ["detail-type", "containerInstanceArn", "taskArn", "lastStatus", "status", "updatedAt"]
+    ),
+    junk=JUNK,
+)
+def test_a_mangled_ecs_event_never_raises_and_writes_only_what_it_names(base, field, junk):
+    """Whatever one field of a task or container instance event holds, the wake function
+    answers without raising (a raise would retry the event, then dead-letter it), and records
+    only a STOPPED task or a DRAINING moment with the ids that event carries."""
+    event = stopped(base) if base is EC2 else {**base, "detail": {**base["detail"]}}
+    event["detail"]["status"] = "DRAINING" if base is INSTANCE else None
+    if field == "detail-type":
+        event["detail-type"] = junk
+    else:
+        event["detail"][field] = junk
+    made: list[tuple[Any, ...]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(watch, "record_stop", lambda *args: made.append(args) or watch.RECORDED)
+        patch.setattr(watch, "record_draining", lambda *args: made.append(args) or watch.RECORDED)
+        answer = wake_drain.wake(event, lambda: "claims", datetime(2026, 1, 5, tzinfo=UTC))
+    assert answer["result"] in (wake_drain.IGNORED, watch.RECORDED)
+    for _table, instance, *rest in made:
+        assert isinstance(instance, str) and instance == event["detail"]["containerInstanceArn"]
+        assert rest and all(value is None or isinstance(value, str | datetime) for value in rest)

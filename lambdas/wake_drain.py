@@ -34,9 +34,9 @@ def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
 
 def wake(event: dict[str, Any], table: Callable[[], str], now: datetime) -> dict[str, Any]:
     """`table`: the claims table's name, asked for only when the event is worth a call."""
-    kind = event.get("detail-type")
-    parse = PARSERS.get(kind) if isinstance(kind, str) else None
-    return parse(event.get("detail") or {}, table, now) if parse else {"result": IGNORED}
+    kind, detail = event.get("detail-type"), event.get("detail")
+    parse = PARSERS.get(kind) if isinstance(kind, str) and isinstance(detail, dict) else None
+    return parse(detail, table, now) if parse else {"result": IGNORED}
 
 
 def _task_stopped(

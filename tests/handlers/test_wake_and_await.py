@@ -128,7 +128,15 @@ JUNK = st.one_of(
 @given(
     base=st.sampled_from([EC2, INSTANCE]),
     field=st.sampled_from(
-        ["detail-type", "containerInstanceArn", "taskArn", "lastStatus", "status", "updatedAt"]
+        [
+            "detail-type",
+            "detail",
+            "containerInstanceArn",
+            "taskArn",
+            "lastStatus",
+            "status",
+            "updatedAt",
+        ]
     ),
     junk=JUNK,
 )
@@ -138,8 +146,8 @@ def test_a_mangled_ecs_event_never_raises_and_writes_only_what_it_names(base, fi
     only a STOPPED task or a DRAINING moment with the ids that event carries."""
     event = stopped(base) if base is EC2 else {**base, "detail": {**base["detail"]}}
     event["detail"]["status"] = "DRAINING" if base is INSTANCE else None
-    if field == "detail-type":
-        event["detail-type"] = junk
+    if field in ("detail-type", "detail"):
+        event[field] = junk
     else:
         event["detail"][field] = junk
     made: list[tuple[Any, ...]] = []

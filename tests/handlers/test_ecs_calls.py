@@ -11,19 +11,10 @@ import resolve
 from start_drain import COUNT_MARGIN_SECONDS
 
 from drainer import ecs, progress, tasks
-from drainer.request import DrainRequest
-from drainer.settings import settings
 from sandbox.harness import Harness
+from tests.handlers.drains import first_heartbeat_gap, lifecycle_state
 from tests.steps import ARN, step
 from tests.worlds import CLUSTER, GROUP, world_for
-
-
-@pytest.fixture
-def env(config):
-    world, ids = world_for(config)
-    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=60)
-    with Harness(world, config) as harness:
-        yield world, ids, harness
 
 
 def ecs_calls(world, since: int) -> Counter:
@@ -31,9 +22,7 @@ def ecs_calls(world, since: int) -> Counter:
 
 
 def started(world, victim) -> dict:
-    event = world.asg.scale_in(GROUP, victim).event
-    state = resolve.handler({"event": event, "executionArn": ARN}, None)
-    return step("Start draining", state)
+    return step("Start draining", lifecycle_state(world, victim))
 
 
 def polled(world, state) -> tuple[dict, Counter]:
@@ -219,14 +208,3 @@ def test_a_start_slot_never_waits_past_the_first_heartbeat(env, config, monkeypa
     first = first_heartbeat_gap(state)
     assert config.heartbeat_timeout_seconds // 6 < first <= config.heartbeat_timeout_seconds // 3
     assert state["progress"]["nextWaitSeconds"] == first
-
-
-def first_heartbeat_gap(state: dict) -> int:
-    """When the drain's first heartbeat falls due (its instance's phase: drainer/progress.py)."""
-    request = DrainRequest.from_state(state["request"])
-    return int(progress.heartbeat_gap(request, {"heartbeats": 0}, settings()))
-
-
-def lifecycle_state(world, victim) -> dict:
-    event = world.asg.scale_in(GROUP, victim).event
-    return resolve.handler({"event": event, "executionArn": ARN}, None)

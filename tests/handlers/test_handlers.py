@@ -13,26 +13,9 @@ from drainer import claims, outcome, progress
 from drainer.clock import iso
 from drainer.request import DrainRequest
 from sandbox.harness import Harness
-from tests.handlers.test_ecs_calls import first_heartbeat_gap
+from tests.handlers.drains import first_heartbeat_gap, lifecycle_state, resolved
 from tests.steps import ARN, step
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
-
-
-@pytest.fixture
-def env(config):
-    world, ids = world_for(config)
-    world.add_service(CLUSTER, "web", desired=3, deregistration_delay_seconds=60)
-    with Harness(world, config) as harness:
-        yield world, ids, harness
-
-
-def resolved(world, event) -> dict:
-    return resolve.handler({"event": event, "executionArn": ARN}, None)
-
-
-def lifecycle_state(world, instance_id) -> dict:
-    action = world.asg.scale_in(GROUP, instance_id)
-    return resolved(world, action.event)
 
 
 def test_a_lifecycle_drain_finds_its_container_instance_after_its_start_slot(env):

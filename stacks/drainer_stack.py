@@ -213,24 +213,21 @@ class DrainerStack(Stack):
         patterns = event_patterns(config)
         self.rules = {}
         for name, pattern in patterns.items():
-            rule = events.Rule(
-                self,
-                f"{name}Rule",
-                rule_name=_rule_name(self.stack_name, name),
-                event_pattern=_pattern(pattern),
-                description=f"ECS drainer: {name}",
-            )
             # Lambda's permission for EventBridge names this rule as its source.
-            rule.add_target(self._rule_target(self.dispatch_function))
-            self.rules[name] = rule
+            self.rules[name] = self._function_rule(
+                f"{name}Rule",
+                pattern,
+                f"ECS drainer: {name}",
+                self.dispatch_function,
+                rule_name=_rule_name(self.stack_name, name),
+            )
 
-        rescue_rule = events.Rule(
-            self,
+        self._function_rule(
             "ExecutionFailedRule",
-            event_pattern=_pattern(execution_failure_pattern(self.state_machine.state_machine_arn)),
-            description="ECS drainer: complete the action of a failed drain execution",
+            execution_failure_pattern(self.state_machine.state_machine_arn),
+            "ECS drainer: complete the action of a failed drain execution",
+            self.rescue_function,
         )
-        rescue_rule.add_target(self._rule_target(self.rescue_function))
 
         self._reactivation()
         self.task_stopped_rule = self._wake_ups() if config.ends_drains_on_events else None
@@ -316,47 +313,61 @@ class DrainerStack(Stack):
             **asynchronous,
         )
 
-    def _rule_target(self, function: lambda_.IFunction) -> targets.LambdaFunction:
-        """A rule's Lambda target: EventBridge retries for up to a day, then dead-letters."""
-        return targets.LambdaFunction(
-            function,
-            dead_letter_queue=self.dead_letters,
-            retry_attempts=RULE_RETRY_ATTEMPTS,
-            max_event_age=RULE_MAX_EVENT_AGE,
+    def _function_rule(
+        self,
+        construct_id: str,
+        pattern: dict[str, Any],
+        description: str,
+        function: lambda_.IFunction,
+        rule_name: str | None = None,
+    ) -> events.Rule:
+        """A rule on the default bus with one Lambda target: EventBridge retries for up to a
+        day, then dead-letters."""
+        rule = events.Rule(
+            self,
+            construct_id,
+            rule_name=rule_name,
+            event_pattern=_pattern(pattern),
+            description=description,
         )
+        rule.add_target(
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+            )
+        )
+        return rule
 
     def _reactivation(self) -> None:
         """Spot stop/hibernate: a parked instance is set ACTIVE again when it comes back
         (lambdas/drainer/parking.py)."""
-        rule = events.Rule(
-            self,
+        self.instance_returned_rule = self._function_rule(
             "InstanceReturnedRule",
-            event_pattern=_pattern(instance_return_pattern(self.config)),
-            description="ECS drainer: set a parked Spot instance ACTIVE when it comes back",
+            instance_return_pattern(self.config),
+            "ECS drainer: set a parked Spot instance ACTIVE when it comes back",
+            self.reactivate_function,
         )
-        rule.add_target(self._rule_target(self.reactivate_function))
-        self.instance_returned_rule = rule
 
     def _wake_ups(self) -> events.Rule:
         """drain_end_detection = "events": every task of the configured clusters that stops
         reaches the wake function, which ends a draining instance's wait
         (lambdas/drainer/watch.py)."""
-        rule = events.Rule(
-            self,
+        rule = self._function_rule(
             "TaskStoppedRule",
-            event_pattern=_pattern(task_stopped_pattern(self.config)),
-            description="ECS drainer: a task stopped; wake the drain of its instance",
+            task_stopped_pattern(self.config),
+            "ECS drainer: a task stopped; wake the drain of its instance",
+            self.wake_function,
         )
-        rule.add_target(self._rule_target(self.wake_function))
         # ECS's own moment of DRAINING, so that a drain's first snapshot can tell which tasks
         # ECS counted then and skip its confirming listing (lambdas/poll_tasks.py counted_at).
-        draining = events.Rule(
-            self,
+        self._function_rule(
             "InstanceDrainingRule",
-            event_pattern=_pattern(instance_draining_pattern(self.config)),
-            description="ECS drainer: a container instance is DRAINING; note when it began",
+            instance_draining_pattern(self.config),
+            "ECS drainer: a container instance is DRAINING; note when it began",
+            self.wake_function,
         )
-        draining.add_target(self._rule_target(self.wake_function))
         return rule
 
     # --- Operations ----------------------------------------------------------------------

@@ -32,14 +32,15 @@ def poll(
     request: DrainRequest, target: Target, current: Progress, config: Settings, now: datetime
 ) -> Progress:
     try:
+        before = alive_before(dict(current))  # None: the first snapshot, which lists and counts
         tasks, daemons, known = snapshot(
             dict(target),
             set(current["daemonServices"]),
             set(current["knownServices"]),
-            alive_before(dict(current)),
+            before,
             classifier(config.claims_table, now),
             listed_all=current.get("listedAll", False),
-            counted_at=counted_at(target, current, config),
+            counted_at=counted_at(target, current, config) if before is None else None,
         )
         current = {**current, "daemonServices": sorted(daemons), "knownServices": sorted(known)}
         if tasks.listed_running is not None:  # the first snapshot: did it see every task?
@@ -68,7 +69,7 @@ def poll(
 
 def counted_at(target: Target, current: Progress, config: Settings) -> datetime | None:
     """From when a task told to stop was one ECS counted as it set DRAINING (drainer/tasks.py
-    `snapshot`; only the first snapshot asks). In events mode, ECS's own moment from the
+    `snapshot`, for the first snapshot). In events mode, ECS's own moment from the
     instance's DRAINING event when the watch has it (drainer/watch.py `record_draining`): a
     task the service scheduler told to stop right after DRAINING then counts, and the
     confirming listing at the end is not needed. Otherwise the start function's clock with its
@@ -76,7 +77,7 @@ def counted_at(target: Target, current: Progress, config: Settings) -> datetime 
     drain = current.get("drain") or {}
     if drain.get("tasksCounted") is None:
         return None
-    if config.drain_end_detection == EVENTS and alive_before(dict(current)) is None:
+    if config.drain_end_detection == EVENTS:
         try:
             since = watch.draining_since(config.claims_table, target["containerInstanceArn"])
         except (ClientError, Throttled, AwsTransientError) as error:

@@ -7,10 +7,8 @@ import random
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from drainer import lifecycle_action, log, outcome, progress, watch
-from drainer.aws import AwsTransientError, Throttled
+from drainer.aws import AWS_FAILURES, Throttled
 from drainer.clock import iso, parse_iso, utcnow
 from drainer.ecs import InstanceGone
 from drainer.request import DrainRequest
@@ -80,7 +78,7 @@ def counted_at(target: Target, current: Progress, config: Settings) -> datetime 
     if config.drain_end_detection == EVENTS:
         try:
             since = watch.draining_since(config.claims_table, target["containerInstanceArn"])
-        except (ClientError, Throttled, AwsTransientError) as error:
+        except AWS_FAILURES as error:
             log.warning("DRAINING moment not read; counting by the clock", error=str(error))
             since = None
         if since is not None:

@@ -48,6 +48,11 @@ class AwsTransientError(Exception):
     """AWS answered with a 5xx; the state machine retries a few times."""
 
 
+# Whatever `call` raises when AWS refuses or fails a call: for lookups that are only hints
+# (pacing, caches, the DRAINING moment), whose loss costs an ECS call, never a drain.
+AWS_FAILURES = (ClientError, Throttled, AwsTransientError)
+
+
 @cache
 def client(service: str) -> Any:
     return boto3.client(service, config=_CONFIG)

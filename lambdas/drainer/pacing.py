@@ -18,7 +18,7 @@ from datetime import datetime
 from botocore.exceptions import ClientError
 
 from drainer import log
-from drainer.aws import AwsTransientError, Throttled, call, error_code
+from drainer.aws import AWS_FAILURES, call, error_code
 
 PACING_KEY = "pacing#lifecycle-start"
 KEEP_SECONDS = 86_400  # the item expires (TTL) a day after the last slot
@@ -60,6 +60,6 @@ def reserve(table: str, rate_per_second: float, now: datetime) -> float:
                 continue
             slot = float(answer["Attributes"]["nextSlot"]["N"]) - step
             return max(0.0, slot - moment)
-    except (ClientError, Throttled, AwsTransientError) as error:
+    except AWS_FAILURES as error:
         log.warning("no start slot reserved; starting now", error=str(error))
     return 0.0

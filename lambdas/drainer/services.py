@@ -14,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from botocore.exceptions import ClientError
-
 from drainer import log
-from drainer.aws import AwsTransientError, Throttled, call
+from drainer.aws import AWS_FAILURES, call
 from drainer.tasks import Classifier, describe_daemon_services
 
 CACHE_SECONDS = 3600
@@ -58,7 +56,7 @@ def _read(table: str, cluster: str, now: datetime) -> Cached:
         item = call(
             "dynamodb", "get_item", TableName=table, Key={"pk": {"S": cache_key(cluster)}}
         ).get("Item", {})
-    except (ClientError, Throttled, AwsTransientError) as error:
+    except AWS_FAILURES as error:
         log.warning("service cache unreadable; asking ECS", error=str(error))
         return Cached()
     if int(item.get("expiresAt", {}).get("N", "0")) <= now.timestamp():
@@ -91,5 +89,5 @@ def _remember(
             item = {"pk": key["pk"], "expiresAt": {"N": str(expires)}}
             item.update({name: {"SS": sorted(values)} for name, values in sets.items()})
             call("dynamodb", "put_item", TableName=table, Item=item)
-    except (ClientError, Throttled, AwsTransientError) as error:
+    except AWS_FAILURES as error:
         log.warning("service cache not written", error=str(error))

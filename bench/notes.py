@@ -78,8 +78,9 @@ def simulation_notes(plan: Any, deregistration: float) -> list[str]:
         "include is read from results/refresh-SIZE.json when `make bench-refresh-SIZE` wrote "
         "one. ECS calls per drain: each call counted for the instance its parameters name "
         "(container instance, task, or the ec2InstanceId filter); DescribeServices, which names "
-        "services only, is shared equally among the drains. Time to notice: the instance's last "
-        "task stopping → its lifecycle action ending.",
+        "services only and is asked once per cluster and hour by whichever drain's poll finds "
+        "the answer out of date, is counted apart ('+ naming no instance'). Time to notice: "
+        "the instance's last task stopping → its lifecycle action ending.",
         f"Detection over drain lengths: {plan.detection_drains} drains at once, lengths from "
         f"1 min to 47 h (one per slice of equal ratio, random.Random({sim.SEED})), once per "
         "delay model of the bus (sandbox/eventbridge.py DeliveryModel): default "

@@ -46,6 +46,8 @@ class RefreshResult:
     ecs_calls: int = 0  # attempts, throttled ones included
     throttled_after_first_minute: int = 0
     ecs_calls_per_drain: list[float] = field(default_factory=list)  # sorted, one per drain
+    # DescribeServices (once per cluster and hour) names no instance: counted apart
+    ecs_calls_naming_no_instance: int = 0
     notice_seconds: list[float] = field(default_factory=list)  # last task stopped → action ended
     # CompleteLifecycleAction calls the world accepted, per instance, beyond the first
     completed_twice: int = 0
@@ -152,6 +154,7 @@ def run_refresh(
             1 for c in throttled if (c.time - start).total_seconds() > FIRST_MINUTE_SECONDS
         ),
         ecs_calls_per_drain=calls_per_drain(world, old, ecs_calls),
+        ecs_calls_naming_no_instance=calls_naming_no_instance(ecs_calls),
         notice_seconds=sorted(
             s.latency_seconds for s in notices if s is not None and s.latency_seconds is not None
         ),
@@ -182,22 +185,25 @@ def refresh_job(
 
 def calls_per_drain(world: World, old: list[str], calls: list[Any]) -> list[float]:
     """ECS calls (attempts) per drain, each attributed to the instance it names: by container
-    instance ARN, task ARN or the ec2InstanceId filter. DescribeServices names services only:
-    its calls are shared equally among the drains."""
+    instance ARN, task ARN or the ec2InstanceId filter. A call naming no instance
+    (DescribeServices, once per cluster and hour, asked by whichever drain's poll found the
+    answer out of date) is nobody's here and counted apart (`calls_naming_no_instance`): given
+    to the drain that made it, it would add 1 to that one drain."""
     instance_of: dict[str, str] = {}
     for instance in old:
         for task in world.tasks_on(instance):
             instance_of[task.arn] = instance
             instance_of[task.instance.arn] = instance
-    per = Counter({instance: 0.0 for instance in old})
-    shared = 0
+    per = Counter({instance: 0 for instance in old})
     for call in calls:
         owner = _named_instance(call.params, instance_of)
         if owner in per:
             per[owner] += 1
-        elif owner is None:
-            shared += 1
-    return sorted(n + shared / len(old) for n in per.values()) if old else []
+    return sorted(float(n) for n in per.values())
+
+
+def calls_naming_no_instance(calls: list[Any]) -> int:
+    return sum(1 for call in calls if _named_instance(call.params, {}) is None)
 
 
 def _named_instance(params: dict[str, Any], instance_of: dict[str, str]) -> str | None:

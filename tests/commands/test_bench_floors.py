@@ -14,7 +14,7 @@ from bench.__main__ import stored_refreshes
 from bench.coldstart import ColdStart, ImportTime
 from bench.detection import PRESETS, DetectionRun, UnrelatedRun, detection_lengths
 from bench.dispatch import model
-from bench.refresh import RefreshResult, calls_per_drain
+from bench.refresh import RefreshResult, calls_naming_no_instance, calls_per_drain
 from bench.result import BenchResult, LatencySummary, product
 from bench.scenarios import DrainMeasure, LatencySample
 from stacks.config import DrainerConfig
@@ -170,7 +170,8 @@ def test_ecs_calls_are_attributed_to_the_drain_they_name() -> None:
         _Call(containerInstance="ci/i-1"),
         _Call(tasks=["task/i-2"]),
         _Call(containerInstances=["ci/i-2"]),
-        _Call(services=["web"]),  # names no instance: shared
+        _Call(services=["web"]),  # names no instance: counted apart
         _Call(containerInstance="ci/other"),  # another instance: nobody's
     ]
-    assert calls_per_drain(_World(), ["i-1", "i-2"], calls) == [2.5, 2.5]
+    assert calls_per_drain(_World(), ["i-1", "i-2"], calls) == [2.0, 2.0]
+    assert calls_naming_no_instance(calls) == 1

@@ -13,8 +13,14 @@ patch a 48-hour Wait would take 48 hours and a callback Task's timeout would pas
 So `on_clock(clock)` swaps the first two for the clock's `sleep`, makes the callback module's
 events `ClockEvent`s (a drop-in `threading.Event` whose `set()`, from SendTaskSuccess, wakes a
 clock waiter at once) and has `CallbackEndpoint.wait` wait on its event with the clock's `wait`;
-only while a world is installed. It also answers SendTaskSuccess for a closed Task as Step
-Functions does (moto 5.2.5 accepts it silently, or fails building its error). The Task's outer
+only while a world is installed. StopExecution ends the execution at once, whatever it waits
+in (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html);
+moto ends a Wait only by a real-time event and a callback Task only at its timeout, so a stop
+here sets the stopped environment's `ClockEvent` (a Wait waits on it) and interrupts its
+callback endpoints, and an ExecuteState whose program was stopped meanwhile ends without the
+failure its interrupted wait raises (AWS records nothing after ExecutionAborted).
+It also answers SendTaskSuccess for a closed Task as Step Functions does (moto 5.2.5 accepts it
+silently, or fails building its error). The Task's outer
 timeout (`ExecuteState._evaluate_with_timeout`) still waits on a real `threading.Event` for
 TimeoutSeconds, but returns as soon as the callback wait ends, so it only matters if a virtual
 wait took longer in real seconds than its timeout.
@@ -37,6 +43,8 @@ from simulated_aws.clock import ClockEvent
 
 MOTO_VERSION = "5.2.5"  # the version whose internals are named below
 _on_clock = False  # whether the patch is in place
+_STOP_EVENT = "_stopped_on_clock"  # the ClockEvent a stop sets, kept on moto's Environment
+_stop_event_lock = threading.Lock()
 TASK_CLOSED = (
     "The task token has either expired or the task associated with the token has already "
     "been closed."
@@ -59,6 +67,38 @@ def _internals() -> tuple[Any, Any, Any]:
     from moto.stepfunctions.parser.asl.eval.callback import callback
 
     return wait_function.WaitFunction, retrier_decl, callback
+
+
+def _stop_internals() -> tuple[Any, Any, Any]:
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    return Environment, ExecutionState, ProgramStopped
+
+
+def _stop_problems() -> list[str]:
+    try:
+        environment, execution_state, _ = _stop_internals()
+    except ImportError as error:
+        return [f"cannot import {error.name}"]
+    problems = []
+    stop = getattr(environment, "set_stop", None)
+    if stop is None or list(inspect.signature(stop).parameters) != [
+        "self",
+        "stop_date",
+        "cause",
+        "error",
+    ]:
+        problems.append("Environment.set_stop(self, stop_date, cause, error) is gone")
+    if "for frame in self._frames" not in inspect.getsource(stop or (lambda: None)):
+        problems.append("Environment.set_stop no longer stops its frames")
+    timeout = getattr(execution_state, "_evaluate_with_timeout", None)
+    if timeout is None or list(inspect.signature(timeout).parameters) != ["self", "env"]:
+        problems.append("ExecutionState._evaluate_with_timeout(self, env) is gone")
+    elif "self._evaluate_with_timeout(env)" not in inspect.getsource(execution_state._eval_state):
+        problems.append("ExecutionState._eval_state no longer calls _evaluate_with_timeout")
+    return problems
 
 
 def _callback_problems(callback: Any) -> list[str]:
@@ -101,7 +141,7 @@ def check_seams() -> None:
     except ImportError as error:
         problems = [f"cannot import {error.name}"]
     else:
-        problems = _callback_problems(callback)
+        problems = _callback_problems(callback) + _stop_problems()
         wait = getattr(wait_function, "_wait_interval", None)
         if wait is None or list(inspect.signature(wait).parameters) != [
             "self",
@@ -122,6 +162,16 @@ def check_seams() -> None:
         )
 
 
+def _stop_event(env: Any) -> ClockEvent:
+    """The environment's stop event, made on first use (by a Wait or by the stop itself)."""
+    with _stop_event_lock:
+        event = env.__dict__.get(_STOP_EVENT)
+        if event is None:
+            event = ClockEvent()
+            setattr(env, _STOP_EVENT, event)
+        return event
+
+
 @contextmanager
 def on_clock(clock: Sleeper) -> Iterator[None]:
     """While inside, moto's Wait states, Retry back-offs and callback Tasks wait on `clock`."""
@@ -130,10 +180,29 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
         raise RuntimeError("moto's waits are already on a virtual clock (one world at a time)")
     check_seams()
     wait_function, retrier_decl, callback = _internals()
+    environment, execution_state, program_stopped = _stop_internals()
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-        if wait_seconds > 0:
-            clock.sleep(wait_seconds)
+        if wait_seconds <= 0:
+            return
+        stopped = _stop_event(env)  # made before the check: a stop after it sets this event
+        if env.is_running():
+            clock.wait(stopped, wait_seconds)
+
+    def set_stop(self: Any, stop_date: Any, cause: Any, error: Any) -> None:
+        original_set_stop(self, stop_date, cause, error)  # stops the frames too (this, again)
+        if isinstance(self.program_state(), program_stopped):
+            _stop_event(self).set()
+            for endpoint in list(self.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()  # its wait ends with no outcome
+
+    def evaluate_with_timeout(self: Any, env: Any) -> None:
+        try:
+            original_evaluate(self, env)
+        except Exception:
+            # The state's wait was interrupted by the stop: the execution just ends.
+            if not isinstance(env.program_state(), program_stopped):
+                raise
 
     def callback_wait(self: Any, timeout: float | None = None) -> Any:
         event = self._notify_event
@@ -180,11 +249,15 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
     )
     retrier_time.sleep = clock.sleep
     original_event, original_callback_wait = callback.Event, callback.CallbackEndpoint.wait
+    original_set_stop = environment.set_stop
+    original_evaluate = execution_state._evaluate_with_timeout
     wait_function._wait_interval = wait_interval
     retrier_decl.time = retrier_time
     callback.Event = ClockEvent  # only that module's: its endpoints' events wake the clock
     callback.CallbackEndpoint.wait = callback_wait
     backend.send_task_success = send_task_success
+    environment.set_stop = set_stop
+    execution_state._evaluate_with_timeout = evaluate_with_timeout
     _on_clock = True
     try:
         yield
@@ -194,4 +267,6 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
         callback.Event = original_event
         callback.CallbackEndpoint.wait = original_callback_wait
         backend.send_task_success = original_send
+        environment.set_stop = original_set_stop
+        execution_state._evaluate_with_timeout = original_evaluate
         _on_clock = False

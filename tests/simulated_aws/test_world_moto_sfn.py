@@ -237,12 +237,15 @@ def test_moto_waits_follow_one_world_at_a_time(sfn_world: World) -> None:
 def test_moto_waits_are_real_again_after_the_world() -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.eval.callback import callback
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
 
-    original_wait = callback.CallbackEndpoint.wait
+    original_wait, original_stop = callback.CallbackEndpoint.wait, Environment.set_stop
     with mock_aws(config=SFN_CONFIG), World().install():
         assert callback.CallbackEndpoint.wait is not original_wait
+        assert Environment.set_stop is not original_stop
     assert retrier_decl.time is time
     assert callback.CallbackEndpoint.wait is original_wait
+    assert Environment.set_stop is original_stop
     moto_waits.check_seams()
 
 
@@ -252,3 +255,53 @@ def test_a_moved_callback_wait_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(callback.CallbackEndpoint, "wait", lambda self, timeout, heartbeat: None)
     with pytest.raises(moto_waits.MotoSeamsMoved, match=r"CallbackEndpoint\.wait.*moto_waits"):
         moto_waits.check_seams()
+
+
+def _history(execution: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    return sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+
+
+def _stopped_after(world: World, definition: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Start an execution, stop it `seconds` in (virtual time), and drive the clock until its
+    history ends in ExecutionAborted."""
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    world.clock.call_later(seconds, lambda: sfn.stop_execution(executionArn=execution))
+
+    def aborted() -> bool:
+        return _history(execution)[-1]["type"] == "ExecutionAborted"
+
+    def still_running() -> int:  # an actor until its program has ended
+        return 0 if aborted() else 1
+
+    assert world.clock.run(aborted, still_running, max_virtual_seconds=72 * 3600, wall_timeout=10)
+    return {"arn": execution, "history": _history(execution)}
+
+
+WAIT_48H: dict[str, Any] = {
+    "StartAt": "Wait",
+    "States": {
+        "Wait": {"Type": "Wait", "Seconds": 172800, "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.mark.parametrize("waiting_in", ["Wait state", "callback Task"])
+def test_stop_execution_ends_the_wait_at_once(callback_world: World, waiting_in: str) -> None:
+    """StopExecution ends the execution at its stopDate, whatever state it waits in
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html):
+    nothing after it in the history, neither the state's exit nor its timeout. moto ends a
+    Wait state at once only in real time and a callback Task only at its timeout."""
+    start = callback_world.clock.now()
+    definition = WAIT_48H if waiting_in == "Wait state" else CALLBACK
+    stopped = _stopped_after(callback_world, definition, 100)
+    kinds = [event["type"] for event in stopped["history"]]
+    assert kinds[-1] == "ExecutionAborted"
+    assert stopped["history"][-1]["timestamp"] - start == timedelta(seconds=100)
+    assert not any(kind.endswith(("StateExited", "TimedOut", "Succeeded")) for kind in kinds)
+    assert callback_world.clock.now() - start == timedelta(seconds=100)

@@ -175,13 +175,11 @@ def test_the_rescue_function_leaves_a_failed_duplicates_action_to_its_owner(conf
     assert record.tasks_killed == []
 
 
-@pytest.mark.parametrize("mode", ["events", "poll"])
-def test_an_execution_aborted_mid_drain_gets_the_grace_and_reports_what_it_knew(config, mode):
+def test_an_execution_aborted_mid_drain_gets_the_grace_and_reports_what_it_knew(config):
     """Stopped while the instance is DRAINING (waiting for a wake-up or a timer): the rescue
     function, like the in-machine rescue path, lets ECS move the tasks for
     rescue_grace_seconds (a heartbeat first) before it completes, and reports the cluster, the
     time and the tasks the execution had seen."""
-    config = with_settings(config, drain_end_detection=mode)
     world, victim = slow_moving_world(config)
     grace = config.rescue_grace_seconds
     with Harness(world, config) as harness:

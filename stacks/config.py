@@ -150,8 +150,8 @@ class DrainerConfig(BaseModel):
     # included, with token buckets whose refill rate is the sustained rate ("Request
     # throttling for the Amazon ECS API",
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/request-throttling.html):
-    # 10 leaves half of a 20-per-second refill to everyone else. Events mode polls seldom
-    # (woken, or every fallback_poll_seconds) and takes no slots.
+    # 10 leaves half of a 20-per-second refill (the benchmark's buckets) to everyone else.
+    # Events mode polls seldom (woken, or every fallback_poll_seconds) and takes no slots.
     poll_rate_per_second: float = Field(10.0, ge=1.0, le=100.0)
     rebalance_policy: Literal["ignore", "drain", "replace"] = "ignore"
     standalone_task_policy: Literal["wait", "stop"] = "wait"

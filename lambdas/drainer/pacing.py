@@ -11,7 +11,7 @@ item, so no two drains get the same slot). Spot drains never take a slot: DRAINI
 in their two minutes.
 
 In poll mode the polls are paced the same way, on a second item (POLL_KEY): every drain in
-flight polls each interval, so a thousand of them would otherwise make ~40 calls a second
+flight polls each interval, so a thousand of them would otherwise make ~33 calls a second
 however slowly they started (lambdas/poll_tasks.py). A poll takes one slot per ECS call it
 expects to make, so the item bounds ECS calls, not polls.
 """

@@ -1,20 +1,21 @@
 """Lambda: count the tasks still alive on the instance and say what the loop does next;
-record the lifecycle heartbeat if it falls due now."""
+record the lifecycle heartbeat if it falls due now. In poll mode a lifecycle drain's poll
+first takes its poll slots (drainer/pacing.py) and makes no ECS call before them."""
 
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from drainer import lifecycle_action, log, outcome, progress, watch
+from drainer import lifecycle_action, log, outcome, pacing, progress, watch
 from drainer.aws import AWS_FAILURES, Throttled
-from drainer.clock import iso, parse_iso, utcnow
+from drainer.clock import iso, iso_ms, parse_iso, utcnow
 from drainer.ecs import InstanceGone
-from drainer.request import DrainRequest
+from drainer.request import LIFECYCLE, DrainRequest
 from drainer.services import classifier
-from drainer.settings import EVENTS, Settings, settings
-from drainer.tasks import TaskSnapshot, alive_before, snapshot
+from drainer.settings import EVENTS, POLL, Settings, settings
+from drainer.tasks import TaskSnapshot, alive_before, expected_calls, snapshot
 
 if TYPE_CHECKING:  # type hints only: no cold start compiles these
     from drainer.state import Progress, Target
@@ -29,6 +30,11 @@ def handler(event: dict[str, Any], _context: Any) -> Progress:
 def poll(
     request: DrainRequest, target: Target, current: Progress, config: Settings, now: datetime
 ) -> Progress:
+    if paces_polls(request, config):
+        waiting = before_poll_slot(request, current, config, now)
+        if waiting is not None:
+            return waiting
+    current = {**current, "pollSlotAt": None}  # used (or none: not paced)
     try:
         before = alive_before(dict(current))  # None: the first snapshot, which lists and counts
         tasks, daemons, known = snapshot(
@@ -63,6 +69,39 @@ def poll(
         nextWaitSeconds=result["nextWaitSeconds"],
     )
     return result
+
+
+def paces_polls(request: DrainRequest, config: Settings) -> bool:
+    """Poll mode's lifecycle drains take poll slots: every drain in flight polls each interval,
+    so a mass refresh's polls alone would otherwise throttle ECS for the whole account. Not
+    Spot (few polls, and its two minutes count), and not events mode, whose polls are few
+    (one when woken, else every fallback_poll_seconds) and whose first poll, the only costly
+    one, comes at the start rate."""
+    return config.drain_end_detection == POLL and request.kind == LIFECYCLE
+
+
+def before_poll_slot(
+    request: DrainRequest, current: Progress, config: Settings, now: datetime
+) -> Progress | None:
+    """The progress that waits for the poll's slot, with no ECS call; None: poll now. The slot
+    is the one an earlier invocation reserved and waited for (pollSlotAt), else a new
+    reservation of one slot per ECS call the snapshot expects to make. A slot within a second
+    has come (Wait states count whole seconds); at the ceiling the poll goes now, and the drain
+    ends with what it finds, as without pacing."""
+    left = progress.seconds_left(request, now)
+    if left is not None and left <= 0:
+        return None
+    if not current.get("pollSlotAt"):
+        calls = expected_calls(dict(current))
+        delay = pacing.reserve(
+            config.claims_table, config.poll_rate_per_second, now, pacing.POLL_KEY, calls
+        )
+        current = {**current, "pollSlotAt": iso_ms(now + timedelta(seconds=delay))}
+    ahead = progress.to_poll_slot(current, now)
+    if ahead < pacing.SLOT_TOLERANCE_SECONDS:
+        return None
+    log.info("poll slot still ahead", pollSlotAt=current["pollSlotAt"], secondsToSlot=ahead)
+    return progress.poll_paced(request, current, config, now)
 
 
 def counted_at(target: Target, current: Progress, config: Settings) -> datetime | None:

@@ -144,6 +144,15 @@ class DrainerConfig(BaseModel):
     # refresh's first ECS calls stay within ECS's token buckets (drainer/pacing.py). A start
     # slot never waits past the first heartbeat or the ceiling.
     drain_start_rate_per_second: float = Field(8.0, ge=1.0, le=100.0)
+    # Poll mode: lifecycle drains make at most this many poll calls to ECS per second between
+    # them, however many are in flight (poll slots, drainer/pacing.py; Spot drains never
+    # wait). ECS throttles each account and Region as a whole, the customer's own calls
+    # included, with token buckets whose refill rate is the sustained rate ("Request
+    # throttling for the Amazon ECS API",
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/request-throttling.html):
+    # 10 leaves half of a 20-per-second refill (the benchmark's buckets) to everyone else.
+    # Events mode polls seldom (woken, or every fallback_poll_seconds) and takes no slots.
+    poll_rate_per_second: float = Field(10.0, ge=1.0, le=100.0)
     rebalance_policy: Literal["ignore", "drain", "replace"] = "ignore"
     standalone_task_policy: Literal["wait", "stop"] = "wait"
     standalone_task_grace_seconds: int = Field(600, ge=0, le=MAX_LIFECYCLE_SECONDS)

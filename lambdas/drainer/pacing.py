@@ -1,4 +1,5 @@
-"""Lifecycle drains start at a steady rate, however many instances leave at once.
+"""Lifecycle drains start, and in poll mode poll, at a steady rate, however many instances
+leave at once.
 
 An instance refresh or a scale-in of hundreds of instances starts as many executions within
 seconds; each one's first ECS calls (find the container instance, set it DRAINING, the first
@@ -8,6 +9,11 @@ table and waits for it ("Wait for a drain start slot") before its first ECS call
 1/rate apart; the reservation is one atomic UpdateItem (DynamoDB serialises updates of one
 item, so no two drains get the same slot). Spot drains never take a slot: DRAINING comes first
 in their two minutes.
+
+In poll mode the polls are paced the same way, on a second item (POLL_KEY): every drain in
+flight polls each interval, so a thousand of them would otherwise make ~33 calls a second
+however slowly they started (lambdas/poll_tasks.py). A poll takes one slot per ECS call it
+expects to make, so the item bounds ECS calls, not polls.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from drainer import log
 from drainer.aws import AWS_FAILURES, call, error_code
 
 PACING_KEY = "pacing#lifecycle-start"
+POLL_KEY = "pacing#lifecycle-poll"
+# A slot less than this ahead has come: waiting for it (Wait states count whole seconds) would
+# cost transitions for under a second.
+SLOT_TOLERANCE_SECONDS = 1.0
 KEEP_SECONDS = 86_400  # the item expires (TTL) a day after the last slot
 TAKE_NEXT = ("nextSlot >= :now", "SET nextSlot = nextSlot + :step, expiresAt = :expires")
 START_AT_NOW = (
@@ -29,10 +39,14 @@ START_AT_NOW = (
 )
 
 
-def reserve(table: str, rate_per_second: float, now: datetime) -> float:
-    """Seconds until this drain's start slot (0: go now). Any trouble with the table answers 0:
-    pacing protects ECS, it must never hold a drain back."""
-    step = 1.0 / rate_per_second
+def reserve(
+    table: str, rate_per_second: float, now: datetime, key: str = PACING_KEY, slots: int = 1
+) -> float:
+    """Seconds until the first of `slots` consecutive slots reserved on the pacing item `key`
+    (0: go now); the next reservation begins after them, first come first served, and none
+    before now. Any trouble with the table answers 0: pacing protects ECS, it must never hold
+    a drain back."""
+    step = max(1, slots) / rate_per_second
     moment = now.timestamp()
     try:
         # Usually one call: slots are being handed out, take the next. When none was handed
@@ -44,7 +58,7 @@ def reserve(table: str, rate_per_second: float, now: datetime) -> float:
                     "dynamodb",
                     "update_item",
                     TableName=table,
-                    Key={"pk": {"S": PACING_KEY}},
+                    Key={"pk": {"S": key}},
                     UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeValues={
@@ -61,5 +75,5 @@ def reserve(table: str, rate_per_second: float, now: datetime) -> float:
             slot = float(answer["Attributes"]["nextSlot"]["N"]) - step
             return max(0.0, slot - moment)
     except AWS_FAILURES as error:
-        log.warning("no start slot reserved; starting now", error=str(error))
+        log.warning("no slot reserved; going now", key=key, error=str(error))
     return 0.0

@@ -120,6 +120,7 @@ def initial(
         "throttledPolls": 0,
         "drain": None,
         "startSlotAt": None,  # a lifecycle drain's start slot (Resolve, drainer/pacing.py)
+        "pollSlotAt": None,  # poll mode: the next poll's slot, once reserved (poll_tasks.py)
         # Read by the rescue path (ASL "Rescue: was the instance draining?") after a failure.
         "rescueWaitSeconds": settings.rescue_wait_seconds,
     }
@@ -163,7 +164,15 @@ def first_wait(
 
 def to_start_slot(progress: Progress, now: datetime) -> float:
     """Seconds until the drain's start slot (Resolve's startSlotAt); 0 or less: it has come."""
-    slot = progress.get("startSlotAt")
+    return _to_slot(progress.get("startSlotAt"), now)
+
+
+def to_poll_slot(progress: Progress, now: datetime) -> float:
+    """Seconds until the poll slot reserved (poll_tasks.py's pollSlotAt); 0: none, or come."""
+    return _to_slot(progress.get("pollSlotAt"), now)
+
+
+def _to_slot(slot: str | None, now: datetime) -> float:
     return (parse_iso(slot) - now).total_seconds() if slot else 0.0
 
 
@@ -174,6 +183,20 @@ def paced(request: DrainRequest, progress: Progress, settings: Settings, now: da
     seconds = to_start_slot(progress, now)
     waits = _next_wait(request, progress, settings, now, seconds)
     return {**progress, "verdict": PACE, "nextWaitSeconds": waits}
+
+
+def poll_paced(
+    request: DrainRequest, progress: Progress, settings: Settings, now: datetime
+) -> Progress:
+    """Poll mode, the poll's slot (pollSlotAt) still ahead: no ECS call this time. The
+    heartbeat, should it fall due, is recorded first ("Record heartbeat"); then the drain waits
+    for the slot ("Wait before polling"), never past the next heartbeat or the ceiling. The slot
+    is kept, so the poll after the wait goes at once without reserving another."""
+    due = request.kind == LIFECYCLE and _heartbeat_due(request, progress, settings, now)
+    waiting: Progress = {**progress, "verdict": HEARTBEAT if due else WAIT}
+    ahead = to_poll_slot(progress, now)
+    waiting["nextWaitSeconds"] = _next_wait(request, waiting, settings, now, ahead)
+    return waiting
 
 
 def _next_wait(

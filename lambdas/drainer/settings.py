@@ -36,6 +36,7 @@ class Settings:
     backoff_rate: float
     spot_poll_interval_seconds: int
     drain_start_rate_per_second: float
+    poll_rate_per_second: float  # poll mode: ECS calls per second of all polls (poll slots)
     rebalance_policy: str
     standalone_task_policy: str
     standalone_task_grace_seconds: int

@@ -114,6 +114,9 @@ class Progress(TypedDict):
     # millisecond); None for other drains. Before it, start_drain makes no ECS call and
     # record_heartbeat keeps the action alive.
     startSlotAt: str | None
+    # poll_tasks, poll mode: the slot a lifecycle drain's next poll reserved and waits for
+    # (drainer/pacing.py); None once used, and in events mode.
+    pollSlotAt: str | None
     # poll_tasks (the wait also: stop_tasks)
     polls: int
     nextWaitSeconds: int

@@ -206,3 +206,20 @@ def alive_before(progress: dict[str, Any]) -> list[str] | None:
     if progress.get("tasks") is None or "aliveTasks" not in progress:
         return None
     return list(progress["aliveTasks"])
+
+
+def expected_calls(progress: dict[str, Any]) -> int:
+    """The ECS calls the next snapshot of this drain is expected to make (its poll slots,
+    drainer/pacing.py): the first lists both desired states and describes what ECS counted as
+    it set DRAINING; a later one describes the tasks alive at the last, and lists once more
+    unless the first listing saw them all (the confirming listing: counted whenever it may be
+    made: whether it will depends on the answer, and counting it always keeps the drainer
+    under its rate, at the price of a slot unused in a poll that finds tasks still alive).
+    Further pages of a listing and the daemon-service lookup are not counted: rare, and within
+    the buckets' burst."""
+    before = alive_before(progress)
+    if before is None:
+        counted = progress.get("tasksAtStart") or 0
+        return 2 + max(1, -(-counted // DESCRIBE_TASKS_MAX))
+    describes = -(-len(before) // DESCRIBE_TASKS_MAX)
+    return max(1, describes + (0 if progress.get("listedAll") else 1))

@@ -1,8 +1,10 @@
-"""Start slots (drainer/pacing.py) on the real definition and handlers, on the virtual clock.
+"""Start and poll slots (drainer/pacing.py) on the real definition and handlers, on the virtual
+clock.
 
 A refresh of more instances than fit before the first heartbeat at drain_start_rate_per_second
 leaves the later drains' slots past it: each keeps its lifecycle action alive while it waits and
-starts at its slot, not all at once as the heartbeat falls due.
+starts at its slot, not all at once as the heartbeat falls due. In poll mode the polls of the
+drains in flight are paced the same way (poll_rate_per_second).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tests.state_machine.test_drain_paths import names_of_states
 from tests.worlds import CLUSTER, GROUP, world_for
 
 TAKEN_SECONDS = 1_500  # slots already handed out: past the second heartbeat (600 s apart)
+TASK_READS = {"ListTasks", "DescribeTasks"}
 
 
 def quick_world(config) -> tuple[World, list[str]]:
@@ -29,13 +32,13 @@ def quick_world(config) -> tuple[World, list[str]]:
     return world, ids
 
 
-def take_slots(world: World, seconds: float) -> float:
+def take_slots(world: World, seconds: float, key: str = pacing.PACING_KEY) -> float:
     """The pacing item as after a refresh's earlier drains: the next slot `seconds` from now."""
     slot = world.clock.now().timestamp() + seconds
     boto3.client("dynamodb", region_name=REGION).put_item(
         TableName=CLAIMS_TABLE,
         Item={
-            "pk": {"S": pacing.PACING_KEY},
+            "pk": {"S": key},
             "nextSlot": {"N": repr(slot)},
             "expiresAt": {"N": str(math.ceil(slot) + pacing.KEEP_SECONDS)},
         },
@@ -132,3 +135,28 @@ def test_an_action_ended_while_its_drain_waits_for_its_slot_ends_the_drain(confi
     assert outcome["outcome"] == "action-ended-externally"
     assert draining_at(world) == []  # never set DRAINING
     assert not any(call.service == "ecs" for call in world.api_calls)
+
+
+def test_a_poll_waits_for_its_poll_slot_keeping_the_action_alive(config):
+    """Poll mode, the poll item's slots handed out far ahead (many drains in flight): no task
+    read before the slot, a heartbeat as each falls due meanwhile, then the drain as usual.
+    Events mode takes no poll slot."""
+    world, (victim, *_) = quick_world(config)
+    interval = config.heartbeat_timeout_seconds // 3
+    with Harness(world, config) as harness:
+        slot = take_slots(world, TAKEN_SECONDS, pacing.POLL_KEY)
+        action = world.asg.scale_in(GROUP, victim)
+        harness.run()
+        (outcome,) = harness.outcomes()
+    assert outcome["outcome"] == "drained" and action.ended_by == "completed"
+    assert world.terminations[0].tasks_killed == []
+    reads = [c.time.timestamp() for c in world.api_calls if c.operation in TASK_READS]
+    if config.drain_end_detection == "events":
+        assert min(reads) < slot
+        return
+    assert min(reads) >= slot
+    beats = [b for b in action.heartbeats if b.timestamp() < slot]
+    assert len(beats) == TAKEN_SECONDS // interval
+    polled = next(c.time for c in world.api_calls if c.operation in TASK_READS)
+    gaps = [b - a for a, b in zip([action.started, *beats], [*beats, polled], strict=True)]
+    assert max(gaps) <= timedelta(seconds=interval + 1)

@@ -296,7 +296,11 @@ class DrainerConfig(BaseModel):
             )
         self._heartbeats_on_time()
         cost = drain_cost(
-            self.poll_schedule, self.max_drain_seconds, heartbeat_every, to_ceiling=True
+            self.poll_schedule,
+            self.max_drain_seconds,
+            heartbeat_every,
+            to_ceiling=True,
+            paced=not self.ends_drains_on_events,  # poll mode: rounds waiting for poll slots
         )
         if self.ends_drains_on_events:
             awaited = awaited_drain_cost(
@@ -310,6 +314,12 @@ class DrainerConfig(BaseModel):
                 "25,000 quota): raise poll_interval_seconds / max_poll_interval_seconds / "
                 "backoff_rate / fallback_poll_seconds, or lower backoff_after_seconds or "
                 "max_drain_seconds"
+                + (
+                    "; in poll mode each poll may also wait a round for its poll slot "
+                    "(drain_end_detection = events has no such rounds)"
+                    if not self.ends_drains_on_events
+                    else ""
+                )
             )
         return self
 

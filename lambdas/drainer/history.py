@@ -26,7 +26,9 @@ EVENTS_FIXED = 1 + 5 + 2 + 2 + 5 + 2 + 5 + 5 + 1
 # succeeded or timed out, exited), the poll Task, the Choice
 EVENTS_PER_AWAIT = 6 + 5 + 2
 EVENTS_CEILING = 5 + 2  # "Ceiling: apply straggler policy" Task, "Ceiling: let stragglers stop"
+EVENTS_PER_HEARTBEAT = 5 + 2  # "Record heartbeat" Task and the Choice after it
 TRANSITIONS_PER_POLL = 3
+TRANSITIONS_PER_HEARTBEAT = 2
 # Resolve (which claims the drain), Route, the start slot's Wait, Start draining, Check drain
 # progress, Complete, Report.
 TRANSITIONS_FIXED = 7
@@ -122,17 +124,34 @@ def awaited_drain_cost(
 
 
 def drain_cost(
-    schedule: PollSchedule, drain_seconds: int, heartbeat_interval: int, to_ceiling: bool = False
+    schedule: PollSchedule,
+    drain_seconds: int,
+    heartbeat_interval: int,
+    to_ceiling: bool = False,
+    paced: bool = False,
 ) -> DrainCost:
     """History events and transitions of a lifecycle drain that lasts `drain_seconds` (and ends
     through the ceiling branch if `to_ceiling`). Each heartbeat falls due at a poll, which
-    records it (lambdas/poll_tasks.py): it adds no state."""
+    records it (lambdas/poll_tasks.py): it adds no state.
+
+    `paced` (poll mode): the worst case of poll slots, a refresh congested the whole drain
+    long. Each poll may first find its slot ahead: one more Wait, poll and Choice, and a
+    heartbeat falling due meanwhile goes through "Record heartbeat" (progress.poll_paced). A
+    slot further off than a heartbeat would add rounds beyond these: that takes a backlog of
+    a heartbeat interval's worth of slots (6,000 ECS calls at the shipped 10 per second and
+    600 s)."""
     polls, heartbeats = walk(schedule, drain_seconds, heartbeat_interval)
+    rounds = 2 * polls if paced else polls
+    recorded = heartbeats if paced else 0  # by "Record heartbeat", not by the poll
     return DrainCost(
         polls=polls,
         heartbeats=heartbeats,
-        history_events=EVENTS_FIXED + EVENTS_CEILING * to_ceiling + polls * EVENTS_PER_POLL,
+        history_events=EVENTS_FIXED
+        + EVENTS_CEILING * to_ceiling
+        + rounds * EVENTS_PER_POLL
+        + recorded * EVENTS_PER_HEARTBEAT,
         state_transitions=TRANSITIONS_FIXED
         + TRANSITIONS_CEILING * to_ceiling
-        + polls * TRANSITIONS_PER_POLL,
+        + rounds * TRANSITIONS_PER_POLL
+        + recorded * TRANSITIONS_PER_HEARTBEAT,
     )

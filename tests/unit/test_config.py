@@ -513,3 +513,14 @@ def test_invalid_and_unknown_fields_are_named_at_once(valid: dict[str, Any]) -> 
     assert "(3 problem(s))" in message
     for field in ("poll_interval_seconds = 4", "dry_run = 'perhaps'", "poll_intervall_seconds"):
         assert field in message
+
+
+def test_poll_mode_budgets_history_for_rounds_waiting_for_poll_slots(config):
+    """A poll-mode drain congested the whole way to its ceiling may wait a round for each
+    poll's slot: a schedule events mode may use writes about twice the history in poll mode."""
+    schedule = {**config.model_dump(), "max_poll_interval_seconds": 150}
+    validate({**schedule, "drain_end_detection": "events"}, "drainer.toml")
+    with pytest.raises(ConfigError) as raised:
+        validate({**schedule, "drain_end_detection": "poll"}, "drainer.toml")
+    assert "budget 20000" in str(raised.value)
+    assert "wait a round for its poll slot" in str(raised.value)

@@ -3,8 +3,13 @@ configured lifecycle hook, as the stack would create it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import boto3
+
+from drainer import pacing
+from sandbox.harness import CLAIMS_TABLE, REGION
 from simulated_aws import World
 from stacks.config import DrainerConfig, validate
 
@@ -56,3 +61,18 @@ def drain_world(
     for victim in ids:
         assert world.tasks_on(victim, live=True), "the victim must carry tasks"
     return world, ids
+
+
+def take_slots(world: World, seconds: float, key: str = pacing.PACING_KEY) -> float:
+    """A pacing item (drainer/pacing.py: start slots, or poll slots with POLL_KEY) as after a
+    refresh's earlier drains, many of them in flight: its next slot `seconds` from now."""
+    slot = world.clock.now().timestamp() + seconds
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=CLAIMS_TABLE,
+        Item={
+            "pk": {"S": key},
+            "nextSlot": {"N": repr(slot)},
+            "expiresAt": {"N": str(math.ceil(slot) + pacing.KEEP_SECONDS)},
+        },
+    )
+    return slot

@@ -15,7 +15,7 @@ from drainer.clock import iso, parse_iso
 from sandbox.harness import CLAIMS_TABLE, REGION, Harness
 from tests.handlers.drains import first_heartbeat_gap, lifecycle_state, resolved
 from tests.steps import step
-from tests.worlds import CLUSTER, with_settings, world_for
+from tests.worlds import CLUSTER, take_slots, with_settings, world_for
 
 RATE = 10.0
 
@@ -40,20 +40,6 @@ def next_slot(key: str) -> float | None:
         TableName=CLAIMS_TABLE, Key={"pk": {"S": key}}
     )
     return float(item["Item"]["nextSlot"]["N"]) if "Item" in item else None
-
-
-def take_poll_slots(world, seconds: float) -> float:
-    """The poll item as in a refresh with many drains in flight: the next slot `seconds` on."""
-    slot = world.clock.now().timestamp() + seconds
-    boto3.client("dynamodb", region_name=REGION).put_item(
-        TableName=CLAIMS_TABLE,
-        Item={
-            "pk": {"S": pacing.POLL_KEY},
-            "nextSlot": {"N": repr(slot)},
-            "expiresAt": {"N": str(math.ceil(slot) + pacing.KEEP_SECONDS)},
-        },
-    )
-    return slot
 
 
 def ecs_calls(world, since: int) -> list:
@@ -101,7 +87,7 @@ def started(world, victim: str) -> dict:
 def test_a_poll_before_its_slot_calls_no_ecs_and_keeps_the_slot(polled_env):
     world, (victim, *_), _, config = polled_env
     state = started(world, victim)
-    slot = take_poll_slots(world, 200)
+    slot = take_slots(world, 200, pacing.POLL_KEY)
     calls = len(world.api_calls)
     waiting = step("Poll tasks", state)
     assert ecs_calls(world, calls) == []
@@ -123,7 +109,7 @@ def test_a_poll_before_its_slot_calls_no_ecs_and_keeps_the_slot(polled_env):
 def test_a_slot_within_a_second_is_no_wait(polled_env):
     world, (victim, *_), _, _ = polled_env
     state = started(world, victim)
-    take_poll_slots(world, 0.5)
+    take_slots(world, 0.5, pacing.POLL_KEY)
     polled = step("Poll tasks", state)["progress"]
     assert polled["polls"] == 1 and polled["pollSlotAt"] is None
 
@@ -131,7 +117,7 @@ def test_a_slot_within_a_second_is_no_wait(polled_env):
 def test_waiting_for_a_slot_never_passes_the_next_heartbeat(polled_env):
     world, (victim, *_), _, config = polled_env
     state = started(world, victim)
-    take_poll_slots(world, 5_000)
+    take_slots(world, 5_000, pacing.POLL_KEY)
     calls = len(world.api_calls)
     waiting = step("Poll tasks", state)
     due = parse_iso(state["progress"]["lastHeartbeatAt"]) + timedelta(
@@ -154,7 +140,7 @@ def test_waiting_for_a_slot_never_passes_the_next_heartbeat(polled_env):
 def test_waiting_for_a_slot_never_passes_the_ceiling_and_the_ceiling_polls(polled_env):
     world, (victim, *_), _, _ = polled_env
     state = started(world, victim)
-    take_poll_slots(world, 5_000)
+    take_slots(world, 5_000, pacing.POLL_KEY)
     soon = iso(world.clock.now() + timedelta(seconds=40))  # a ceiling before the heartbeat
     state = {**state, "request": {**state["request"], "deadline": soon}}
     waiting = step("Poll tasks", state)
@@ -169,12 +155,12 @@ def test_waiting_for_a_slot_never_passes_the_ceiling_and_the_ceiling_polls(polle
 def test_events_mode_takes_no_poll_slot(env, config):
     world, (victim, *_), _ = env
     assert config.drain_end_detection == "events"  # the shipped drainer.toml
-    take_poll_slots(world, 5_000)
+    take_slots(world, 5_000, pacing.POLL_KEY)
     assert step("Poll tasks", started(world, victim))["progress"]["polls"] == 1
 
 
 def test_spot_takes_no_poll_slot(polled_env):
     world, (victim, *_), _, _ = polled_env
-    take_poll_slots(world, 5_000)
+    take_slots(world, 5_000, pacing.POLL_KEY)
     spot = step("Start draining", resolved(world, world.spot_interrupt(victim)))
     assert step("Poll tasks", spot)["progress"]["polls"] == 1

@@ -24,29 +24,10 @@ from sandbox.harness import Harness
 from simulated_aws import World
 from stacks.config import DrainerConfig
 from stacks.definition import RESCUE_FUNCTION
+from tests.executions import status_change
 from tests.reliability import tally
 from tests.reliability.scenario import assert_clean, finish, later
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings, world_for
-
-
-def status_change(harness: Harness, arn: str) -> dict:
-    """The "Step Functions Execution Status Change" event EventBridge sends the rescue rule
-    (https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html:
-    startDate and stopDate in milliseconds since the epoch)."""
-    described = harness.sfn.describe_execution(executionArn=arn)
-    stopped = described.get("stopDate")
-    return {
-        "source": "aws.states",
-        "detail-type": "Step Functions Execution Status Change",
-        "detail": {
-            "executionArn": arn,
-            "stateMachineArn": harness.state_machine_arn,
-            "status": described["status"],
-            "startDate": int(described["startDate"].timestamp() * 1000),
-            "stopDate": int(stopped.timestamp() * 1000) if stopped else None,
-            "input": described["input"],
-        },
-    }
 
 
 def virtual_sleep(world: World, harness: Harness) -> Any:

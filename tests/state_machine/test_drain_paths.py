@@ -13,6 +13,7 @@ import pytest
 from sandbox.harness import Harness
 from simulated_aws import World
 from stacks.config import DrainerConfig
+from tests.executions import names_of_states
 from tests.worlds import CLUSTER, GROUP, with_settings, world_for
 
 
@@ -35,14 +36,6 @@ def build_world(config: DrainerConfig, instances: int = 3) -> tuple[World, list[
 def only_outcome(harness: Harness) -> dict:
     (outcome,) = harness.outcomes()
     return outcome
-
-
-def names_of_states(history: list[dict]) -> list[str]:
-    return [
-        event["stateEnteredEventDetails"]["name"]
-        for event in history
-        if "stateEnteredEventDetails" in event
-    ]
 
 
 def test_lifecycle_drain_runs_to_completion(config):

@@ -8,7 +8,6 @@ metrics line) must carry both keys too, not only the handlers' own lines.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import complete_action
@@ -16,18 +15,8 @@ import rescue_execution
 
 from drainer import log
 from sandbox.harness import Harness
-from tests.reliability.test_failed_and_duplicate_executions import status_change
+from tests.executions import log_lines, status_change
 from tests.worlds import CLUSTER, GROUP, world_for
-
-
-def log_lines(text: str) -> Iterator[dict[str, Any]]:
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            yield record
 
 
 def test_every_line_of_a_drain_names_its_instance_and_execution(config, capsys):

@@ -13,7 +13,7 @@ import boto3
 
 from sandbox.harness import Harness
 from sandbox.world_setup import ECS_MANAGED_HOOK, demo_world, describe
-from tests.state_machine.test_logging import log_lines
+from tests.executions import log_lines
 from tests.worlds import CLUSTER, GROUP, drain_world
 
 ECS_MANAGED_HEARTBEAT_SECONDS = 3600

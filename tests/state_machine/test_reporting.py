@@ -16,7 +16,7 @@ from drainer.parsers import parse_or_salvage
 from drainer.reporting import report
 from drainer.settings import settings
 from sandbox.harness import REGION, Harness
-from tests.state_machine.test_logging import log_lines
+from tests.executions import log_lines
 from tests.worlds import CLUSTER, GROUP, drain_world, with_settings
 
 

@@ -29,9 +29,13 @@ from stacks.event_patterns import (
 )
 from tests.conftest import install_settings
 from tests.steps import ARN, step
-from tests.template.synthesis import as_list
-from tests.template.test_least_privilege import CLUSTERS, render, role_names
-from tests.template.test_least_privilege import synthesized as synthesized
+from tests.template.synthesis import (
+    CLUSTERS,
+    as_list,
+    render,
+    role_names,
+    synthesized_for_two_clusters,
+)
 from tests.worlds import CLUSTER, GROUP, drain_world, world_for
 
 
@@ -84,6 +88,11 @@ def state_changes(world: World, instance_id: str) -> list[dict[str, Any]]:
         if event["detail-type"] == "ECS Container Instance State Change"
         and event["detail"]["ec2InstanceId"] == instance_id
     ]
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[DrainerConfig, Any, dict[str, Any]]:
+    return synthesized_for_two_clusters()
 
 
 @pytest.fixture

@@ -9,16 +9,15 @@ drains in flight are paced the same way (poll_rate_per_second).
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import boto3
 
 from drainer import pacing
-from sandbox.harness import CLAIMS_TABLE, REGION, Harness
+from sandbox.harness import REGION, Harness
 from simulated_aws import World
-from tests.state_machine.test_drain_paths import names_of_states
-from tests.worlds import CLUSTER, GROUP, world_for
+from tests.executions import names_of_states
+from tests.worlds import CLUSTER, GROUP, take_slots, world_for
 
 TAKEN_SECONDS = 1_500  # slots already handed out: past the second heartbeat (600 s apart)
 TASK_READS = {"ListTasks", "DescribeTasks"}
@@ -30,20 +29,6 @@ def quick_world(config) -> tuple[World, list[str]]:
         CLUSTER, "api", desired=3, start_seconds=5, stop_seconds=5, deregistration_delay_seconds=0
     )
     return world, ids
-
-
-def take_slots(world: World, seconds: float, key: str = pacing.PACING_KEY) -> float:
-    """The pacing item as after a refresh's earlier drains: the next slot `seconds` from now."""
-    slot = world.clock.now().timestamp() + seconds
-    boto3.client("dynamodb", region_name=REGION).put_item(
-        TableName=CLAIMS_TABLE,
-        Item={
-            "pk": {"S": key},
-            "nextSlot": {"N": repr(slot)},
-            "expiresAt": {"N": str(math.ceil(slot) + pacing.KEEP_SECONDS)},
-        },
-    )
-    return slot
 
 
 def draining_at(world: World) -> list:

@@ -21,15 +21,22 @@ from moto.events.models import EventPattern
 
 from drainer.parsers import lifecycle, rebalance, spot
 from stacks import iam_limits
-from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config, validate
-from stacks.definition import FUNCTIONS, REACTIVATE_FUNCTION, RESCUE_FUNCTION
+from stacks.config import CLUSTER_NAME, GROUP_NAME, DrainerConfig, load_config
+from stacks.definition import FUNCTIONS, RESCUE_FUNCTION
 from stacks.drainer_stack import DrainerStack
-from stacks.functions import DISPATCH_FUNCTION, On
+from stacks.functions import On
 from tests.conftest import ROOT
-from tests.template.synthesis import as_list, synth
+from tests.template.synthesis import (
+    CLUSTERS,
+    GROUPS,
+    as_list,
+    render,
+    role_names,
+    synth,
+    synthesized_for_two_clusters,
+)
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-CLUSTERS, GROUPS = ("prod-a", "prod-b"), ("asg-a", "asg-b")
 HOOK = "ecs-drainer"
 
 # Every mutating permission, the resource ARN pattern it must be confined to, and the only
@@ -55,29 +62,7 @@ MUTATING: dict[str, tuple[str, set[str]]] = {
 
 @pytest.fixture(scope="module")
 def synthesized() -> tuple[DrainerConfig, DrainerStack, dict[str, Any]]:
-    """Synthesis with cdk-nag's AwsSolutions pack (as app.py): a finding fails it."""
-    config = validate(
-        {
-            **load_config(ROOT / "drainer.toml").model_dump(),
-            "cluster_names": list(CLUSTERS),
-            "auto_scaling_group_names": list(GROUPS),
-            "test_event_source": "",
-        }
-    )
-    stack, template = synth(config)
-    return config, stack, template.to_json()
-
-
-def render(value: Any) -> str:
-    """An ARN as a string: Fn::Join flattened, the partition filled in, other tokens named."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(render(part) for part in parts)
-    if value == {"Ref": "AWS::Partition"}:
-        return "aws"
-    return f"<{json.dumps(value, sort_keys=True)}>"
+    return synthesized_for_two_clusters()
 
 
 def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -97,25 +82,6 @@ def statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 
     for logical_id, resource in template["Resources"].items():
         yield from walk(resource.get("Properties", {}), logical_id)
-
-
-def role_names(stack: DrainerStack, template: dict[str, Any]) -> dict[str, str]:
-    """Role logical id -> the function it belongs to (or the role's own logical id)."""
-    functions = {
-        **stack.functions,
-        RESCUE_FUNCTION.name: stack.rescue_function,
-        REACTIVATE_FUNCTION.name: stack.reactivate_function,
-        DISPATCH_FUNCTION.name: stack.dispatch_function,
-    }
-    names = {}
-    for name, function in functions.items():
-        role = function.role
-        assert role is not None
-        names[stack.resolve(stack.get_logical_id(role.node.default_child))] = name
-    for logical_id, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::IAM::Role":
-            names.setdefault(logical_id, logical_id)
-    return names
 
 
 def test_every_mutating_permission_is_scoped_to_the_configured_clusters_and_groups(

@@ -16,7 +16,7 @@ from stacks.config import load_config, validate
 from stacks.functions import ALL_FUNCTIONS
 from stacks.permissions import reference_text
 from tests.conftest import ROOT
-from tests.state_machine.test_logging import log_lines
+from tests.executions import log_lines
 from tests.template.synthesis import synth
 from tests.worlds import GROUP, drain_world, with_settings
 

@@ -20,10 +20,12 @@ here sets the stopped environment's `ClockEvent` (a Wait waits on it) and interr
 callback endpoints, and an ExecuteState whose program was stopped meanwhile ends without the
 failure its interrupted wait raises (AWS records nothing after ExecutionAborted).
 It also answers SendTaskSuccess for a closed Task as Step Functions does (moto 5.2.5 accepts it
-silently, or fails building its error). The Task's outer
-timeout (`ExecuteState._evaluate_with_timeout`) still waits on a real `threading.Event` for
-TimeoutSeconds, but returns as soon as the callback wait ends, so it only matters if a virtual
-wait took longer in real seconds than its timeout.
+silently, or fails building its error). And every state's outer
+wait for its own thread (`ExecutionState._evaluate_with_timeout`, a real `threading.Event` with
+TimeoutSeconds in real seconds) waits without that limit: the Task's time is virtual, kept by the
+callback wait's own timeout (a Lambda Task takes no virtual time here), and a refresh of
+thousands of drains runs at about real speed, where a callback Task with a few seconds left
+would otherwise time out early in real time, and more often the busier the machine.
 `check_seams()` says what all this relies on (moto 5.2.5, pinned in requirements.txt) and runs
 before every patch, so a moto upgrade that moves them fails at once with what to fix rather
 than quietly waiting in real time; tests/simulated_aws/test_world_moto_sfn.py checks it too.
@@ -77,6 +79,13 @@ def _stop_internals() -> tuple[Any, Any, Any]:
     return Environment, ExecutionState, ProgramStopped
 
 
+class _UntimedEvent(threading.Event):
+    """A state's wait for its own thread: as long as the thread takes (see the module's doc)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return super().wait()
+
+
 def _stop_problems() -> list[str]:
     try:
         environment, execution_state, _ = _stop_internals()
@@ -96,6 +105,13 @@ def _stop_problems() -> list[str]:
     timeout = getattr(execution_state, "_evaluate_with_timeout", None)
     if timeout is None or list(inspect.signature(timeout).parameters) != ["self", "env"]:
         problems.append("ExecutionState._evaluate_with_timeout(self, env) is gone")
+    elif "terminated_event = threading.Event()" not in inspect.getsource(timeout) or (
+        "terminated_event.wait(timeout_seconds)" not in inspect.getsource(timeout)
+    ):
+        problems.append(
+            "ExecutionState._evaluate_with_timeout no longer waits on a threading.Event "
+            "with timeout_seconds"
+        )
     elif "self._evaluate_with_timeout(env)" not in inspect.getsource(execution_state._eval_state):
         problems.append("ExecutionState._eval_state no longer calls _evaluate_with_timeout")
     return problems
@@ -251,6 +267,13 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
     original_event, original_callback_wait = callback.Event, callback.CallbackEndpoint.wait
     original_set_stop = environment.set_stop
     original_evaluate = execution_state._evaluate_with_timeout
+    state_module = inspect.getmodule(execution_state)
+    original_state_threading = state_module.threading
+    # Only that module's `threading`: its Event waits without a real-time limit.
+    state_threading = types.SimpleNamespace(
+        **{name: getattr(threading, name) for name in dir(threading) if not name.startswith("_")}
+    )
+    state_threading.Event = _UntimedEvent
     wait_function._wait_interval = wait_interval
     retrier_decl.time = retrier_time
     callback.Event = ClockEvent  # only that module's: its endpoints' events wake the clock
@@ -258,6 +281,7 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
     backend.send_task_success = send_task_success
     environment.set_stop = set_stop
     execution_state._evaluate_with_timeout = evaluate_with_timeout
+    state_module.threading = state_threading
     _on_clock = True
     try:
         yield
@@ -269,4 +293,5 @@ def on_clock(clock: Sleeper) -> Iterator[None]:
         backend.send_task_success = original_send
         environment.set_stop = original_set_stop
         execution_state._evaluate_with_timeout = original_evaluate
+        state_module.threading = original_state_threading
         _on_clock = False

@@ -305,3 +305,24 @@ def test_stop_execution_ends_the_wait_at_once(callback_world: World, waiting_in:
     assert stopped["history"][-1]["timestamp"] - start == timedelta(seconds=100)
     assert not any(kind.endswith(("StateExited", "TimedOut", "Succeeded")) for kind in kinds)
     assert callback_world.clock.now() - start == timedelta(seconds=100)
+
+
+def test_a_callback_task_keeps_its_virtual_timeout_however_slow_the_machine(
+    callback_world: World,
+) -> None:
+    """A callback Task with a second to go, on a machine too busy to move the clock for two
+    real seconds: it is still woken at its virtual time, not timed out in real time (in a
+    refresh of thousands of drains the virtual clock runs at about real speed)."""
+    sfn = boto3.client("stepfunctions")
+    definition = json.loads(json.dumps(CALLBACK))
+    definition["States"]["Await"]["TimeoutSeconds"] = 1
+
+    def call_back() -> None:
+        sfn.send_task_success(taskToken=TOKENS[0], output=json.dumps({"wokenBy": "timer"}))
+
+    def busy_then_call_back() -> None:
+        callback_world.clock.call_later(0.1, lambda: time.sleep(2))  # the driver, held up
+        callback_world.clock.call_later(0.9, call_back)
+
+    result, _ = _run(callback_world, definition, busy_then_call_back)
+    assert json.loads(result["output"])["wake"] == {"wokenBy": "timer"}

@@ -98,7 +98,7 @@ def before_poll_slot(
         )
         current = {**current, "pollSlotAt": iso_ms(now + timedelta(seconds=delay))}
     ahead = progress.to_poll_slot(current, now)
-    if ahead < pacing.SLOT_TOLERANCE_SECONDS:
+    if ahead < progress.SLOT_TOLERANCE_SECONDS:
         return None
     log.info("poll slot still ahead", pollSlotAt=current["pollSlotAt"], secondsToSlot=ahead)
     return progress.poll_paced(request, current, config, now)

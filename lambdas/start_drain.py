@@ -65,11 +65,6 @@ def handler(event: dict[str, Any], _context: Any) -> StateDocument:
     return {"request": request.to_state(), "target": target, "progress": started}
 
 
-# A start slot less than this ahead has come: another round ("Wait for a drain start slot"
-# counts whole seconds) would cost five transitions and a heartbeat for under a second.
-SLOT_TOLERANCE_SECONDS = 1.0
-
-
 def before_start_slot(
     request: DrainRequest, current: Progress, config: Settings, now: datetime
 ) -> Progress | None:
@@ -79,7 +74,7 @@ def before_start_slot(
     (within a second: the Wait counts whole seconds) or the ceiling has, which the first poll
     then meets as without pacing."""
     ahead = progress.to_start_slot(current, now)
-    if ahead < SLOT_TOLERANCE_SECONDS:
+    if ahead < progress.SLOT_TOLERANCE_SECONDS:
         return None
     left = progress.seconds_left(request, now)
     if left is not None and left <= 0:

@@ -28,9 +28,6 @@ from drainer.aws import AWS_FAILURES, call, error_code
 
 PACING_KEY = "pacing#lifecycle-start"
 POLL_KEY = "pacing#lifecycle-poll"
-# A slot less than this ahead has come: waiting for it (Wait states count whole seconds) would
-# cost transitions for under a second.
-SLOT_TOLERANCE_SECONDS = 1.0
 KEEP_SECONDS = 86_400  # the item expires (TTL) a day after the last slot
 TAKE_NEXT = ("nextSlot >= :now", "SET nextSlot = nextSlot + :step, expiresAt = :expires")
 START_AT_NOW = (

@@ -162,6 +162,11 @@ def first_wait(
     return _next_wait(request, since, settings, now, interval + phase)
 
 
+# A start or poll slot less than this ahead has come: another round (Wait states count whole
+# seconds) would cost a Wait, a Task and a Choice, maybe a heartbeat, for under a second.
+SLOT_TOLERANCE_SECONDS = 1.0
+
+
 def to_start_slot(progress: Progress, now: datetime) -> float:
     """Seconds until the drain's start slot (Resolve's startSlotAt); 0 or less: it has come."""
     return _to_slot(progress.get("startSlotAt"), now)

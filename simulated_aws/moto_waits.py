@@ -86,6 +86,11 @@ class _UntimedEvent(threading.Event):
         return super().wait()
 
 
+def _takes(function: Any, *parameters: str) -> bool:
+    """Whether `function` exists and takes exactly these parameters."""
+    return function is not None and tuple(inspect.signature(function).parameters) == parameters
+
+
 def _stop_problems() -> list[str]:
     try:
         environment, execution_state, _ = _stop_internals()
@@ -93,26 +98,27 @@ def _stop_problems() -> list[str]:
         return [f"cannot import {error.name}"]
     problems = []
     stop = getattr(environment, "set_stop", None)
-    if stop is None or list(inspect.signature(stop).parameters) != [
-        "self",
-        "stop_date",
-        "cause",
-        "error",
-    ]:
+    if not _takes(stop, "self", "stop_date", "cause", "error"):
         problems.append("Environment.set_stop(self, stop_date, cause, error) is gone")
-    if "for frame in self._frames" not in inspect.getsource(stop or (lambda: None)):
+    elif "for frame in self._frames" not in inspect.getsource(stop):
         problems.append("Environment.set_stop no longer stops its frames")
     timeout = getattr(execution_state, "_evaluate_with_timeout", None)
-    if timeout is None or list(inspect.signature(timeout).parameters) != ["self", "env"]:
+    if not _takes(timeout, "self", "env"):
         problems.append("ExecutionState._evaluate_with_timeout(self, env) is gone")
-    elif "terminated_event = threading.Event()" not in inspect.getsource(timeout) or (
-        "terminated_event.wait(timeout_seconds)" not in inspect.getsource(timeout)
-    ):
-        problems.append(
-            "ExecutionState._evaluate_with_timeout no longer waits on a threading.Event "
-            "with timeout_seconds"
-        )
-    elif "self._evaluate_with_timeout(env)" not in inspect.getsource(execution_state._eval_state):
+    else:
+        source = inspect.getsource(timeout)
+        if not all(
+            line in source
+            for line in (
+                "terminated_event = threading.Event()",
+                "terminated_event.wait(timeout_seconds)",
+            )
+        ):
+            problems.append(
+                "ExecutionState._evaluate_with_timeout no longer waits on a threading.Event "
+                "with timeout_seconds"
+            )
+    if "self._evaluate_with_timeout(env)" not in inspect.getsource(execution_state._eval_state):
         problems.append("ExecutionState._eval_state no longer calls _evaluate_with_timeout")
     return problems
 
@@ -129,7 +135,7 @@ def _callback_problems(callback: Any) -> list[str]:
         problems.append("callback.py no longer imports threading's `Event`")
     endpoint = getattr(callback, "CallbackEndpoint", None)
     wait = getattr(endpoint, "wait", None)
-    if wait is None or list(inspect.signature(wait).parameters) != ["self", "timeout"]:
+    if not _takes(wait, "self", "timeout"):
         problems.append("CallbackEndpoint.wait(self, timeout) is gone")
     elif "self._notify_event = Event()" not in inspect.getsource(endpoint.__init__):
         problems.append("CallbackEndpoint no longer makes its _notify_event with Event()")
@@ -159,11 +165,7 @@ def check_seams() -> None:
     else:
         problems = _callback_problems(callback) + _stop_problems()
         wait = getattr(wait_function, "_wait_interval", None)
-        if wait is None or list(inspect.signature(wait).parameters) != [
-            "self",
-            "env",
-            "wait_seconds",
-        ]:
+        if not _takes(wait, "self", "env", "wait_seconds"):
             problems.append("WaitFunction._wait_interval(self, env, wait_seconds) is gone")
         if getattr(retrier_decl, "time", None) is not time:
             problems.append("retrier_decl no longer imports the `time` module")
